@@ -1,0 +1,43 @@
+"""A user's devices: listing, renaming and deleting (which logs them out)."""
+
+from typing import TYPE_CHECKING, Any
+
+from homeserver.http.errors import not_found
+from homeserver.storage.stores.devices import Device
+
+if TYPE_CHECKING:
+    from homeserver.server import HomeServer
+
+
+def device_json(device: Device) -> dict[str, Any]:
+    body: dict[str, Any] = {"device_id": device.device_id, "display_name": device.display_name}
+    if device.last_seen_ts is not None:
+        body["last_seen_ts"] = device.last_seen_ts
+        body["last_seen_ip"] = device.last_seen_ip
+    return body
+
+
+class DeviceHandler:
+    def __init__(self, hs: "HomeServer"):
+        self.store = hs.stores.devices
+
+    async def list_devices(self, user_id: str) -> list[dict[str, Any]]:
+        return [device_json(d) for d in await self.store.get_devices(user_id)]
+
+    async def get_device(self, user_id: str, device_id: str) -> dict[str, Any]:
+        device = await self.store.get_device(user_id, device_id)
+        if device is None:
+            raise not_found("Device not found")
+        return device_json(device)
+
+    async def rename_device(self, user_id: str, device_id: str, display_name: str | None) -> None:
+        if not await self.store.update_display_name(user_id, device_id, display_name):
+            raise not_found("Device not found")
+
+    async def delete_devices(self, user_id: str, device_ids: list[str]) -> None:
+        """Delete the devices (unknown ids are ignored) and their access tokens."""
+        await self.store.delete_devices(user_id, device_ids)
+
+    async def delete_all_devices(self, user_id: str, except_device_id: str | None = None) -> None:
+        device_ids = [d.device_id for d in await self.store.get_devices(user_id) if d.device_id != except_device_id]
+        await self.store.delete_devices(user_id, device_ids)

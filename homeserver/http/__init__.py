@@ -1,0 +1,1 @@
+"""HTTP: the twisted.web server (routing, Matrix errors, auth, CORS, request log, limits)."""

@@ -1,0 +1,206 @@
+"""The twisted.web site of one listener: routing by regex, Matrix errors, CORS, body limits,
+request ids and the access log."""
+
+import itertools
+import logging
+import re
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import unquote
+
+from twisted.internet import defer
+from twisted.web import resource, server
+from twisted.web.server import NOT_DONE_YET
+
+from homeserver.http.context import set_request_id
+from homeserver.http.errors import InteractiveAuthIncomplete, MatrixError
+from homeserver.http.servlet import RawResponse
+from homeserver.util.jsonutil import encode
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("homeserver.access")
+
+Handler = Callable[..., Any]
+
+CORS_HEADERS = {
+    b"Access-Control-Allow-Origin": b"*",
+    b"Access-Control-Allow-Methods": b"GET, HEAD, POST, PUT, DELETE, OPTIONS",
+    b"Access-Control-Allow-Headers": b"X-Requested-With, Content-Type, Authorization, Date",
+    b"Access-Control-Expose-Headers": b"Synapse-Trace-Id, Server",
+}
+
+_TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&]*")
+_request_counter = itertools.count(1)
+
+
+class HomeserverRequest(server.Request):
+    """Counts body bytes against the listener's limit and carries a request id."""
+
+    def __init__(self, channel: Any, *args: Any, **kwargs: Any):
+        super().__init__(channel, *args, **kwargs)
+        self.request_id = "-"
+        self.start_time = time.monotonic()
+        self.body_too_large = False
+        self.requester_name: str | None = None
+        self._body_bytes = 0
+        self._site = getattr(channel, "site", None)
+        self._client_ip: str | None = None
+
+    @property
+    def max_body_size(self) -> int:
+        return int(getattr(self._site, "max_request_body_size", 10 * 1024 * 1024))
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > self.max_body_size:
+            self.body_too_large = True
+        super().gotLength(None if self.body_too_large else length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self._body_bytes += len(data)
+        if self._body_bytes > self.max_body_size:
+            self.body_too_large = True
+            if self._body_bytes > 10 * self.max_body_size and self.transport is not None:
+                self.transport.abortConnection()
+            return
+        super().handleContentChunk(data)
+
+    def client_ip(self) -> str:
+        if self._client_ip is None:
+            self._client_ip = getattr(self.getClientAddress(), "host", "-")
+            if getattr(self._site, "x_forwarded", False):
+                forwarded = self.getHeader("x-forwarded-for")
+                if forwarded:
+                    self._client_ip = forwarded.split(",")[0].strip()
+        return self._client_ip
+
+    def loggable_path(self) -> str:
+        return _TOKEN_IN_QUERY.sub(r"\1<redacted>", self.uri.decode("ascii", "replace"))
+
+
+class Route:
+    """One compiled path regex with the handlers of its methods."""
+
+    def __init__(self, pattern: str):
+        self.pattern = re.compile(pattern + "$")
+        self.handlers: dict[str, Handler] = {}
+
+
+class Router(resource.Resource):
+    """A leaf resource dispatching every request by path regex and method."""
+
+    isLeaf = True
+
+    def __init__(self, instance_name: str):
+        super().__init__()
+        self.instance_name = instance_name
+        self._routes: list[Route] = []
+        self._by_pattern: dict[str, Route] = {}
+
+    def register(self, pattern: str, methods: Iterable[str], handler: Handler) -> None:
+        route = self._by_pattern.get(pattern)
+        if route is None:
+            route = self._by_pattern[pattern] = Route(pattern)
+            self._routes.append(route)
+        for method in methods:
+            route.handlers[method] = handler
+
+    def render(self, request: HomeserverRequest) -> int:  # type: ignore[override]
+        request.request_id = f"{request.method.decode('ascii', 'replace')}-{next(_request_counter)}"
+        request.client_ip()
+        for name, value in CORS_HEADERS.items():
+            request.setHeader(name, value)
+        defer.ensureDeferred(self._handle(request))
+        return NOT_DONE_YET
+
+    def _match(self, request: HomeserverRequest) -> tuple[Handler, dict[str, str]]:
+        path = request.path.decode("ascii", "replace")
+        method = request.method.decode("ascii", "replace")
+        path_matched = False
+        for route in self._routes:
+            match = route.pattern.match(path)
+            if not match:
+                continue
+            path_matched = True
+            handler = route.handlers.get(method) or (route.handlers.get("GET") if method == "HEAD" else None)
+            if handler is not None:
+                return handler, {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
+        if path_matched:
+            raise MatrixError(405, "Unrecognized request", "M_UNRECOGNIZED")
+        raise MatrixError(404, "Unrecognized request", "M_UNRECOGNIZED")
+
+    async def _handle(self, request: HomeserverRequest) -> None:
+        token = set_request_id(request.request_id)
+        try:
+            code, body = await self._dispatch(request)
+            respond(request, code, body)
+        finally:
+            log_access(request)
+            from homeserver.http.context import _request_id
+
+            _request_id.reset(token)
+
+    async def _dispatch(self, request: HomeserverRequest) -> tuple[int, Any]:
+        try:
+            if request.method == b"OPTIONS":
+                return 200, {}
+            if request.body_too_large:
+                raise MatrixError(413, "Request body too large", "M_TOO_LARGE")
+            handler, kwargs = self._match(request)
+            return await handler(request, **kwargs)
+        except MatrixError as e:
+            if e.code >= 500:
+                logger.error("Request failed: %s %s", e.code, e.msg)
+            return e.code, e.to_json()
+        except InteractiveAuthIncomplete as e:
+            return 401, e.body
+        except defer.CancelledError:
+            return 499, {"errcode": "M_UNKNOWN", "error": "Request cancelled"}
+        except Exception:
+            logger.error("Unexpected error handling %s %s:\n%s", request.method.decode(), request.loggable_path(), traceback.format_exc())
+            return 500, {"errcode": "M_UNKNOWN", "error": f"Internal server error (request {request.request_id})"}
+
+
+def respond(request: HomeserverRequest, code: int, body: Any) -> None:
+    if request._disconnected or request.finished:
+        return
+    if isinstance(body, RawResponse):
+        payload, content_type = body.body, body.content_type.encode("ascii")
+    else:
+        payload, content_type = encode(body), b"application/json"
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", content_type)
+    request.setHeader(b"Content-Length", str(len(payload)).encode("ascii"))
+    request.setHeader(b"Cache-Control", b"no-cache, no-store, must-revalidate")
+    if request.method != b"HEAD":
+        request.write(payload)
+    request.finish()
+
+
+def log_access(request: HomeserverRequest) -> None:
+    duration = time.monotonic() - request.start_time
+    access_logger.info(
+        "%s - {%s} %s %s %d %.3fsec %dB \"%s\"",
+        request.client_ip(),
+        request.requester_name or "",
+        request.method.decode("ascii", "replace"),
+        request.loggable_path(),
+        request.code,
+        duration,
+        request.sentLength,
+        (request.getHeader("user-agent") or "-")[:200],
+    )
+
+
+class HomeserverSite(server.Site):
+    requestFactory = HomeserverRequest  # type: ignore[assignment]
+
+    def __init__(self, router: Router, max_request_body_size: int, x_forwarded: bool):
+        super().__init__(router)
+        self.max_request_body_size = max_request_body_size
+        self.x_forwarded = x_forwarded
+        self.noisy = False
+
+    def log(self, request: Any) -> None:
+        """Access logging happens in the router, with the request id and user."""

@@ -1,0 +1,1 @@
+"""Servlets only: parse and validate the request, call one handler, return JSON."""

@@ -1,0 +1,1 @@
+"""Admin API servlets (`/_synapse/admin`)."""

@@ -1,0 +1,1 @@
+"""Client-Server API servlets."""

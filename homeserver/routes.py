@@ -1,0 +1,81 @@
+"""THE route table (DESIGN §4): every HTTP endpoint the server serves, listed once.
+
+Each entry gives the path regex, the methods, the listener resource it belongs to, where it may
+run and the servlet that serves it. Servlet registration in every process reads this table; so
+will the `homeserver routes` proxy-config generator and the misroute guard.
+
+Placement values:
+  any              every process whose listener has the resource (main and generic workers)
+  main             the main process only
+  writer:<stream>  the writer of that stream (typing, to_device, account_data, receipts, presence)
+  room-sticky      one instance per room (pagination)
+"""
+
+import importlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+CLIENT_PREFIX = "^/_matrix/client/(?:api/v1|r0|v3|unstable)"
+CLIENT_V3_PREFIX = "^/_matrix/client/(?:r0|v3|unstable)"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    pattern: str
+    methods: tuple[str, ...]
+    resource: str
+    placement: str
+    servlet: str
+    balance: str | None = None
+
+    def servlet_class(self) -> type:
+        module_name, _, class_name = self.servlet.partition(":")
+        return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
+
+
+def _client(name: str, path: str, methods: str, placement: str, servlet: str, prefix: str = CLIENT_PREFIX) -> Endpoint:
+    return Endpoint(name, prefix + path + "$", tuple(methods.split()), "client", placement, "homeserver.rest.client." + servlet)
+
+
+ROUTES: list[Endpoint] = [
+    # --- accounts ------------------------------------------------------------------------
+    Endpoint("versions", "^/_matrix/client/versions$", ("GET",), "client", "any", "homeserver.rest.client.versions:VersionsServlet"),
+    _client("capabilities", "/capabilities", "GET", "main", "versions:CapabilitiesServlet", CLIENT_V3_PREFIX),
+    _client("register", "/register", "POST", "any", "register:RegisterServlet", CLIENT_V3_PREFIX),
+    _client("register_available", "/register/available", "GET", "main", "register:RegisterAvailableServlet", CLIENT_V3_PREFIX),
+    _client("login", "/login", "GET POST", "any", "login:LoginServlet"),
+    _client("logout", "/logout", "POST", "main", "login:LogoutServlet", CLIENT_V3_PREFIX),
+    _client("logout_all", "/logout/all", "POST", "main", "login:LogoutAllServlet", CLIENT_V3_PREFIX),
+    _client("whoami", "/account/whoami", "GET", "any", "account:WhoamiServlet", CLIENT_V3_PREFIX),
+    _client("password", "/account/password", "POST", "main", "account:PasswordServlet", CLIENT_V3_PREFIX),
+    _client("deactivate", "/account/deactivate", "POST", "main", "account:DeactivateServlet", CLIENT_V3_PREFIX),
+    _client("devices", "/devices", "GET", "any", "devices:DevicesServlet", CLIENT_V3_PREFIX),
+    _client("device", "/devices/(?P<device_id>[^/]+)", "GET PUT DELETE", "main", "devices:DeviceServlet", CLIENT_V3_PREFIX),
+    _client("delete_devices", "/delete_devices", "POST", "main", "devices:DeleteDevicesServlet", CLIENT_V3_PREFIX),
+    # --- admin API -----------------------------------------------------------------------
+    Endpoint("admin_register", "^/_synapse/admin/v1/register$", ("GET", "POST"), "client", "main", "homeserver.rest.admin.register:SharedSecretRegisterServlet"),
+    # --- operations ----------------------------------------------------------------------
+    Endpoint("health", "^/health$", ("GET",), "health", "any", "homeserver.rest.health:HealthServlet"),
+    Endpoint("metrics", "^/_synapse/metrics$", ("GET",), "metrics", "any", "homeserver.rest.health:MetricsServlet"),
+]
+
+# Resources that also serve /health, as in Synapse (every HTTP listener answers it).
+HEALTH_ON_EVERY_LISTENER = True
+
+
+def can_run_on(endpoint: Endpoint, is_main: bool, instance_name: str, stream_writers: dict[str, list[str]]) -> bool:
+    """Whether a process may serve `endpoint` itself."""
+    if endpoint.placement.startswith("writer:"):
+        return instance_name in stream_writers.get(endpoint.placement.split(":", 1)[1], [])
+    if endpoint.placement == "main":
+        return is_main
+    # `any` and `room-sticky`: keeping a room on one instance is the reverse proxy's job.
+    return True
+
+
+def endpoints_for(resources: set[str], is_main: bool, instance_name: str, stream_writers: dict[str, list[str]]) -> Iterator[Endpoint]:
+    for endpoint in ROUTES:
+        in_listener = endpoint.resource in resources or (endpoint.resource == "health" and HEALTH_ON_EVERY_LISTENER)
+        if in_listener and can_run_on(endpoint, is_main, instance_name, stream_writers):
+            yield endpoint

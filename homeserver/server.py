@@ -1,0 +1,76 @@
+"""`HomeServer`: the one object per process that builds and holds config, database, stores,
+handlers and rate limiters, each lazily on first use."""
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from homeserver.config import HomeServerConfig
+from homeserver.http.ratelimit import Ratelimiter
+from homeserver.storage.database import Database
+from homeserver.storage.engines import create_engine
+from homeserver.storage.stores import Stores
+
+if TYPE_CHECKING:
+    from homeserver.handlers.account import AccountHandler
+    from homeserver.handlers.auth import AuthHandler
+    from homeserver.handlers.devices import DeviceHandler
+    from homeserver.handlers.register import RegistrationHandler
+    from homeserver.http.auth import Auth
+
+
+class HomeServer:
+    def __init__(self, config: HomeServerConfig):
+        self.config = config
+        self.hostname = config.server.server_name
+        self.instance_name = config.instance_name
+        self._ratelimiters: dict[str, Ratelimiter] = {}
+
+    @property
+    def is_main(self) -> bool:
+        return self.config.worker.is_main
+
+    @cached_property
+    def database(self) -> Database:
+        db_config = self.config.database
+        engine = create_engine(db_config.engine, db_config.args)
+        return Database(engine, db_config.cp_min, db_config.cp_max)
+
+    @cached_property
+    def stores(self) -> Stores:
+        return Stores(self.database, self.instance_name, self.config.worker.stream_writers)
+
+    @cached_property
+    def auth(self) -> "Auth":
+        from homeserver.http.auth import Auth
+
+        return Auth(self)
+
+    @cached_property
+    def auth_handler(self) -> "AuthHandler":
+        from homeserver.handlers.auth import AuthHandler
+
+        return AuthHandler(self)
+
+    @cached_property
+    def registration_handler(self) -> "RegistrationHandler":
+        from homeserver.handlers.register import RegistrationHandler
+
+        return RegistrationHandler(self)
+
+    @cached_property
+    def device_handler(self) -> "DeviceHandler":
+        from homeserver.handlers.devices import DeviceHandler
+
+        return DeviceHandler(self)
+
+    @cached_property
+    def account_handler(self) -> "AccountHandler":
+        from homeserver.handlers.account import AccountHandler
+
+        return AccountHandler(self)
+
+    def ratelimiter(self, key: str) -> Ratelimiter:
+        """The process's limiter for one `rc_*` setting (e.g. `rc_login.address`)."""
+        if key not in self._ratelimiters:
+            self._ratelimiters[key] = Ratelimiter(self.config.ratelimiting.get(key))
+        return self._ratelimiters[key]

@@ -1,0 +1,157 @@
+"""Stream id generators (DESIGN §3), ready for several writers per stream.
+
+On PostgreSQL positions come from a sequence shared by every writer of the stream; on SQLite
+(single process only) from a local counter. Each writer tracks which of its ids are still in
+flight; its *position* is the highest id below which all of its own ids are committed (or,
+when it has nothing in flight, the highest id it has seen from anyone). A stream's *current
+token* — the position every reader may safely serve — is the minimum over the writers.
+"""
+
+import logging
+import threading
+
+from homeserver.storage.database import Database, Txn
+
+logger = logging.getLogger(__name__)
+
+
+class NotAWriterError(Exception):
+    """This process tried to allocate a position on a stream it does not write."""
+
+
+class StreamIdGenerator:
+    def __init__(
+        self,
+        stream_name: str,
+        instance_name: str,
+        writers: list[str],
+        table: str,
+        sequence_name: str,
+    ):
+        self.stream_name = stream_name
+        self.instance_name = instance_name
+        self.writers = list(writers)
+        self._table = table
+        self._sequence = sequence_name
+        self._lock = threading.Lock()
+        self._unfinished: set[int] = set()
+        self._max_seen = 0
+        self._local_position = 0
+        self._positions: dict[str, int] = {}
+        self._sqlite = False
+
+    @property
+    def is_writer(self) -> bool:
+        return self.instance_name in self.writers
+
+    async def load(self, db: Database) -> None:
+        """Read the persisted positions of every writer; call once at start-up."""
+        self._sqlite = db.engine.name == "sqlite"
+        await db.run_interaction(f"load_{self.stream_name}_positions", self._load_txn)
+
+    def _load_txn(self, txn: Txn) -> None:
+        txn.execute(f"SELECT COALESCE(MAX(stream_id), 0) FROM {self._table}")
+        table_max = int(txn.fetchone()[0])
+        txn.execute(
+            "SELECT instance_name, stream_id FROM stream_positions WHERE stream_name = ?",
+            (self.stream_name,),
+        )
+        stored = {name: int(pos) for name, pos in txn.fetchall()}
+        if not self._sqlite:
+            txn.execute(f"SELECT last_value, is_called FROM {self._sequence}")
+            last_value, is_called = txn.fetchone()
+            seq_max = int(last_value) if is_called else 0
+            if table_max > seq_max:
+                logger.warning("%s sequence behind its table; moving it to %d", self._sequence, table_max)
+                txn.execute("SELECT setval(?, ?)", (self._sequence, table_max))
+                seq_max = table_max
+        else:
+            seq_max = table_max
+        # Rows this writer may have committed after its last recorded position.
+        txn.execute(
+            f"SELECT COALESCE(MAX(stream_id), 0) FROM {self._table} WHERE instance_name = ?",
+            (self.instance_name,),
+        )
+        own_max = int(txn.fetchone()[0])
+        with self._lock:
+            self._max_seen = max(seq_max, table_max)
+            for writer in self.writers:
+                self._positions[writer] = stored.get(writer, 0)
+            if self.is_writer:
+                # With nothing in flight at start, everything allocated so far is behind us.
+                self._local_position = max(self._max_seen, own_max)
+                self._positions[self.instance_name] = self._local_position
+            if not stored and not self.is_writer:
+                for writer in self.writers:
+                    self._positions[writer] = table_max
+
+    def get_next_txn(self, txn: Txn) -> int:
+        """Allocate the next position inside `txn`; it becomes visible once `txn` commits."""
+        if not self.is_writer:
+            raise NotAWriterError(f"{self.instance_name} does not write the {self.stream_name} stream")
+        if self._sqlite:
+            with self._lock:
+                self._max_seen += 1
+                next_id = self._max_seen
+                self._unfinished.add(next_id)
+        else:
+            txn.execute(f"SELECT nextval('{self._sequence}')")
+            next_id = int(txn.fetchone()[0])
+            with self._lock:
+                self._unfinished.add(next_id)
+                self._max_seen = max(self._max_seen, next_id)
+        txn.call_after_commit(lambda: self._mark_finished(next_id))
+        txn.call_on_failure(lambda: self._mark_finished(next_id))
+        return next_id
+
+    def _mark_finished(self, stream_id: int) -> None:
+        with self._lock:
+            self._unfinished.discard(stream_id)
+            if self._unfinished:
+                position = min(self._unfinished) - 1
+            else:
+                position = self._max_seen
+            self._local_position = max(self._local_position, position)
+            self._positions[self.instance_name] = self._local_position
+
+    def advance(self, instance_name: str, position: int) -> None:
+        """Another writer has persisted up to `position` (learned through replication)."""
+        with self._lock:
+            if position > self._positions.get(instance_name, 0):
+                self._positions[instance_name] = position
+            self._max_seen = max(self._max_seen, position)
+            if self.is_writer and not self._unfinished:
+                self._local_position = max(self._local_position, self._max_seen)
+                self._positions[self.instance_name] = self._local_position
+
+    def get_position(self, instance_name: str) -> int:
+        with self._lock:
+            return self._positions.get(instance_name, 0)
+
+    def get_local_position(self) -> int:
+        """How far this writer has persisted without gaps (what it announces in POSITION)."""
+        with self._lock:
+            return self._local_position
+
+    def get_current_token(self) -> int:
+        """The position up to which every writer has persisted: safe to serve to clients."""
+        with self._lock:
+            return min(self._positions.get(w, 0) for w in self.writers)
+
+    def get_positions(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._positions)
+
+    async def persist_position(self, db: Database) -> None:
+        """Record this writer's position so that a restart of any process can find it."""
+        position = self.get_local_position()
+
+        def upsert(txn: Txn) -> None:
+            txn.execute(
+                "INSERT INTO stream_positions (stream_name, instance_name, stream_id) VALUES (?, ?, ?)"
+                " ON CONFLICT (stream_name, instance_name) DO UPDATE SET stream_id = excluded.stream_id"
+                " WHERE stream_positions.stream_id < excluded.stream_id",
+                (self.stream_name, self.instance_name, position),
+            )
+
+        await db.run_interaction(f"persist_{self.stream_name}_position", upsert)

@@ -1,0 +1,23 @@
+"""The stores, one per domain, composed in one container (`hs.stores.<domain>`)."""
+
+from homeserver.storage.database import Database
+from homeserver.storage.id_generators import StreamIdGenerator
+from homeserver.storage.stores.devices import DeviceStore
+from homeserver.storage.stores.registration import RegistrationStore
+from homeserver.storage.stores.ui_auth import UIAuthStore
+
+
+class Stores:
+    def __init__(self, db: Database, instance_name: str, stream_writers: dict[str, list[str]]):
+        self.db = db
+        self.device_lists_ids = StreamIdGenerator(
+            "device_lists", instance_name, stream_writers["device_lists"],
+            "device_lists_stream", "device_lists_sequence",
+        )
+        self.registration = RegistrationStore(db)
+        self.devices = DeviceStore(db, self.device_lists_ids)
+        self.ui_auth = UIAuthStore(db)
+
+    async def load(self) -> None:
+        """Load stream positions; call once the schema is ready."""
+        await self.device_lists_ids.load(self.db)

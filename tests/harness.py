@@ -1,0 +1,241 @@
+"""Test harness: fresh databases on real PostgreSQL or SQLite, and real server processes on
+free loopback ports, driven over HTTP."""
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg2
+import requests
+import yaml
+
+from homeserver.config.key import write_new_signing_key
+
+PG_ARGS = {
+    "host": os.environ.get("HS_TEST_PG_HOST", "127.0.0.1"),
+    "port": int(os.environ.get("HS_TEST_PG_PORT", "5432")),
+    "user": os.environ.get("HS_TEST_PG_USER", "postgres"),
+}
+REDIS_HOST = os.environ.get("HS_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("HS_TEST_REDIS_PORT", "6379"))
+ENGINES = ["sqlite", "postgres"]
+
+# Rate limits high enough that tests never hit them unless they mean to.
+NO_RATE_LIMITS = {
+    key: {"per_second": 10000, "burst_count": 10000}
+    for key in ("rc_message", "rc_registration", "rc_admin_redaction")
+} | {
+    "rc_login": {
+        "address": {"per_second": 10000, "burst_count": 10000},
+        "account": {"per_second": 10000, "burst_count": 10000},
+        "failed_attempts": {"per_second": 10000, "burst_count": 10000},
+    }
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _admin_connection() -> Any:
+    conn = psycopg2.connect(dbname="postgres", **PG_ARGS)
+    conn.autocommit = True
+    return conn
+
+
+def create_pg_database() -> str:
+    name = "hs_test_" + secrets.token_hex(6)
+    conn = _admin_connection()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    conn.close()
+    return name
+
+
+def drop_pg_database(name: str) -> None:
+    conn = _admin_connection()
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        cur.execute(f"DROP DATABASE IF EXISTS {name}")
+    conn.close()
+
+
+@contextmanager
+def database_config(engine: str, directory: str) -> Iterator[dict[str, Any]]:
+    """A `database` config section for a new, empty database that is removed afterwards."""
+    if engine == "sqlite":
+        yield {"name": "sqlite3", "args": {"database": os.path.join(directory, "homeserver.db")}}
+        return
+    name = create_pg_database()
+    try:
+        yield {"name": "psycopg2", "args": {**PG_ARGS, "dbname": name, "cp_min": 1, "cp_max": 5}}
+    finally:
+        drop_pg_database(name)
+
+
+def base_config(directory: str, db: dict[str, Any], port: int, server_name: str = "test.local") -> dict[str, Any]:
+    key_path = os.path.join(directory, "signing.key")
+    if not os.path.exists(key_path):
+        write_new_signing_key(key_path)
+    return {
+        "server_name": server_name,
+        "public_baseurl": f"http://127.0.0.1:{port}/",
+        "listeners": [
+            {
+                "port": port, "type": "http", "bind_addresses": ["127.0.0.1"],
+                "resources": [{"names": ["client", "replication", "metrics"]}],
+            }
+        ],
+        "database": db,
+        "signing_key_path": key_path,
+        "registration_shared_secret": "test-shared-secret",
+        "enable_registration": True,
+        "enable_registration_without_verification": True,
+        "bcrypt_rounds": 4,
+        "pid_file": os.path.join(directory, "homeserver.pid"),
+        **NO_RATE_LIMITS,
+    }
+
+
+class ServerProcess:
+    """A real homeserver process; `url` is its client base URL."""
+
+    def __init__(self, directory: str, config: dict[str, Any], module: str = "homeserver.app.homeserver",
+                 extra_configs: list[dict[str, Any]] | None = None, name: str = "main"):
+        self.directory = directory
+        self.config = config
+        self.module = module
+        self.name = name
+        self.config_paths = [self._write(f"{name}-0.yaml", config)]
+        for index, extra in enumerate(extra_configs or [], start=1):
+            self.config_paths.append(self._write(f"{name}-{index}.yaml", extra))
+        listeners = config.get("worker_listeners") or config.get("listeners") or []
+        for extra in extra_configs or []:
+            listeners = extra.get("worker_listeners") or listeners
+        self.port = listeners[0]["port"]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(directory, f"{name}.log")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _write(self, filename: str, config: dict[str, Any]) -> str:
+        path = os.path.join(self.directory, filename)
+        with open(path, "w") as f:
+            yaml.safe_dump(config, f)
+        return path
+
+    def command(self) -> list[str]:
+        args = [sys.executable, "-m", self.module]
+        for path in self.config_paths:
+            args += ["-c", path]
+        return args
+
+    def start(self, timeout: float = 20.0) -> "ServerProcess":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.directory)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if requests.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not become healthy in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+
+class Client:
+    """A small Matrix client over `requests`, for asserting on raw responses."""
+
+    def __init__(self, base_url: str, access_token: str | None = None):
+        self.base_url = base_url
+        self.access_token = access_token
+        self.user_id: str | None = None
+        self.device_id: str | None = None
+        self.session = requests.Session()
+
+    def request(self, method: str, path: str, json: Any = None, data: bytes | None = None,
+                params: dict[str, Any] | None = None, auth: bool = True, headers: dict[str, str] | None = None) -> requests.Response:
+        if not path.startswith("/"):
+            path = "/_matrix/client/v3/" + path
+        all_headers = dict(headers or {})
+        if auth and self.access_token:
+            all_headers["Authorization"] = f"Bearer {self.access_token}"
+        return self.session.request(method, self.base_url + path, json=json, data=data, params=params,
+                                    headers=all_headers, timeout=30)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, json=json, **kwargs)
+
+    def put(self, path: str, json: Any = None, **kwargs: Any) -> requests.Response:
+        return self.request("PUT", path, json=json, **kwargs)
+
+    def delete(self, path: str, json: Any = None, **kwargs: Any) -> requests.Response:
+        return self.request("DELETE", path, json=json, **kwargs)
+
+    def register(self, username: str, password: str = "correct horse", **extra: Any) -> dict[str, Any]:
+        body = {"username": username, "password": password, "auth": {"type": "m.login.dummy"}, **extra}
+        resp = self.post("register", body, auth=False)
+        assert resp.status_code == 200, resp.text
+        result = resp.json()
+        self.access_token = result.get("access_token")
+        self.user_id = result["user_id"]
+        self.device_id = result.get("device_id")
+        return result  # type: ignore[no-any-return]
+
+    def login(self, user: str, password: str = "correct horse", **extra: Any) -> dict[str, Any]:
+        body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": password, **extra}
+        resp = self.post("login", body, auth=False)
+        assert resp.status_code == 200, resp.text
+        result = resp.json()
+        self.access_token = result["access_token"]
+        self.user_id = result["user_id"]
+        self.device_id = result["device_id"]
+        return result  # type: ignore[no-any-return]
+
+
+@contextmanager
+def running_server(engine: str, **overrides: Any) -> Iterator[ServerProcess]:
+    """A main process on a fresh database of `engine`, stopped and cleaned up afterwards."""
+    with tempfile.TemporaryDirectory(prefix="hs-test-") as directory, database_config(engine, directory) as db:
+        config = base_config(directory, db, free_port())
+        config.update(overrides)
+        server = ServerProcess(directory, config).start()
+        try:
+            yield server
+        finally:
+            server.stop()

@@ -75,7 +75,7 @@ def start_listeners(hs: HomeServer) -> list[str]:
         bound_any = False
         for address in listener.bind_addresses:
             try:
-                reactor.listenTCP(listener.port, site, interface=address)  # type: ignore[attr-defined]
+                reactor.listenTCP(listener.port, site, interface=address)  # type: ignore[attr-defined,arg-type,misc,call-arg]
                 bound_any = True
                 opened.append(f"{address}:{listener.port}")
             except CannotListenError as e:
@@ -148,8 +148,8 @@ def stop_reactor(exit_code: int = 0) -> None:
 
     global _exit_code
     _exit_code = exit_code
-    if reactor.running:  # type: ignore[attr-defined]
-        reactor.stop()  # type: ignore[attr-defined]
+    if reactor.running:  # type: ignore[attr-defined,arg-type,misc,call-arg]
+        reactor.stop()  # type: ignore[attr-defined,arg-type,misc,call-arg]
 
 
 def run(config: HomeServerConfig, log_config: str | None, pid_file: str | None,
@@ -164,15 +164,15 @@ def run(config: HomeServerConfig, log_config: str | None, pid_file: str | None,
     for line in config.warnings:
         logger.warning("%s", line)
     hs = HomeServer(config)
-    reactor.callWhenRunning(lambda: defer.ensureDeferred(start(hs, pid_file, on_started)))  # type: ignore[attr-defined]
+    reactor.callWhenRunning(lambda: defer.ensureDeferred(start(hs, pid_file, on_started)))  # type: ignore[attr-defined,arg-type,misc,call-arg]
 
     def on_signal(signum: int, frame: Any) -> None:
         logger.info("Received signal %d, shutting down", signum)
         notify_systemd("STOPPING=1")
-        reactor.callFromThread(stop_reactor)  # type: ignore[attr-defined]
+        reactor.callFromThread(stop_reactor)  # type: ignore[attr-defined,arg-type,misc,call-arg]
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    reactor.run(installSignalHandlers=False)  # type: ignore[attr-defined]
+    reactor.run(installSignalHandlers=False)  # type: ignore[attr-defined,arg-type,misc,call-arg]
     remove_pid_file(pid_file)
     sys.exit(_exit_code)

@@ -16,6 +16,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-directory", help="with --generate-config: where data files go")
     parser.add_argument("--port", type=int, default=8008, help="with --generate-config: client port")
     parser.add_argument("--public-baseurl", help="with --generate-config: the public URL")
+    parser.add_argument("--open-registration", action="store_true",
+                        help="with --generate-config: let anyone register (for local testing)")
+    parser.add_argument("--postgres", metavar="DSN",
+                        help="with --generate-config: use PostgreSQL, e.g. 'host=127.0.0.1 user=postgres dbname=homeserver'")
     parser.add_argument("--report-stats", choices=["yes", "no"], help="accepted for compatibility; ignored")
     args = parser.parse_args(argv)
 
@@ -23,8 +27,10 @@ def main(argv: list[str] | None = None) -> None:
         if not args.server_name or len(args.config_path) != 1:
             fail("--generate-config needs --server-name NAME and exactly one -c FILE")
         try:
-            generate_config(args.config_path[0], args.server_name, args.data_directory, args.port, args.public_baseurl)
-        except (OSError, FileExistsError) as e:
+            postgres = dict(part.split("=", 1) for part in args.postgres.split()) if args.postgres else None
+            generate_config(args.config_path[0], args.server_name, args.data_directory, args.port,
+                            args.public_baseurl, args.open_registration, postgres)
+        except (OSError, ValueError) as e:
             fail(str(e))
         print(f"Wrote {args.config_path[0]}; start the server with: python -m homeserver.app.homeserver -c {args.config_path[0]}")
         return

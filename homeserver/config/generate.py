@@ -1,5 +1,6 @@
 """`--generate-config`: write a commented starting config with freshly generated secrets."""
 
+import json
 import os
 import secrets
 
@@ -36,11 +37,7 @@ listeners:
 #   database:
 #     name: psycopg2
 #     args: {{user: synapse, password: secret, dbname: synapse, host: localhost, cp_min: 5, cp_max: 10}}
-database:
-  name: sqlite3
-  args:
-    database: "{data_dir}/homeserver.db"
-
+{database_section}
 # Redis carries replication between processes; required once you add workers.
 redis:
   enabled: false
@@ -51,8 +48,8 @@ redis:
 # log_config: "{data_dir}/log.config"
 
 # Anyone may register an account when both are true (no email or captcha check exists yet).
-enable_registration: false
-enable_registration_without_verification: false
+enable_registration: {open_registration}
+enable_registration_without_verification: {open_registration}
 
 # Lets admins create users with register_new_matrix_user. Keep it secret.
 registration_shared_secret: "{registration_shared_secret}"
@@ -88,6 +85,8 @@ def generate_config(
     data_dir: str | None = None,
     port: int = 8008,
     public_baseurl: str | None = None,
+    open_registration: bool = False,
+    postgres: dict[str, str | int] | None = None,
 ) -> None:
     """Write `config_path` and a signing key beside it; refuses to overwrite an existing config."""
     if os.path.exists(config_path):
@@ -106,7 +105,18 @@ def generate_config(
         macaroon_secret_key=secrets.token_urlsafe(32),
         form_secret=secrets.token_urlsafe(32),
         signing_key_path=signing_key_path,
+        open_registration="true" if open_registration else "false",
+        database_section=_database_section(data_dir, postgres),
     )
     fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)
+
+
+def _database_section(data_dir: str, postgres: dict[str, str | int] | None) -> str:
+    if postgres is None:
+        return f'database:\n  name: sqlite3\n  args:\n    database: "{data_dir}/homeserver.db"\n'
+    lines = ["database:", "  name: psycopg2", "  args:"]
+    lines += [f"    {key}: {json.dumps(value)}" for key, value in postgres.items()]
+    lines += ["    cp_min: 5", "    cp_max: 10"]
+    return "\n".join(lines) + "\n"

@@ -47,5 +47,5 @@ def setup_logging(log_config: str | None, origin: str | None = None) -> None:
         root = logging.getLogger()
         root.handlers = [handler]
         root.setLevel(logging.INFO)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RequestContextFilter())
+    for existing in logging.getLogger().handlers:
+        existing.addFilter(RequestContextFilter())

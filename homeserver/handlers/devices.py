@@ -10,11 +10,14 @@ if TYPE_CHECKING:
 
 
 def device_json(device: Device) -> dict[str, Any]:
-    body: dict[str, Any] = {"device_id": device.device_id, "display_name": device.display_name}
-    if device.last_seen_ts is not None:
-        body["last_seen_ts"] = device.last_seen_ts
-        body["last_seen_ip"] = device.last_seen_ip
-    return body
+    # Like Synapse, the last-seen keys are always present (null until the device is seen);
+    # client libraries such as matrix-nio require them.
+    return {
+        "device_id": device.device_id,
+        "display_name": device.display_name,
+        "last_seen_ts": device.last_seen_ts,
+        "last_seen_ip": device.last_seen_ip,
+    }
 
 
 class DeviceHandler:

@@ -42,9 +42,11 @@ ROUTES: list[Endpoint] = [
     # --- accounts ------------------------------------------------------------------------
     Endpoint("versions", "^/_matrix/client/versions$", ("GET",), "client", "any", "homeserver.rest.client.versions:VersionsServlet"),
     _client("capabilities", "/capabilities", "GET", "main", "versions:CapabilitiesServlet", CLIENT_V3_PREFIX),
-    _client("register", "/register", "POST", "any", "register:RegisterServlet", CLIENT_V3_PREFIX),
+    # Synapse serves /register and /login on workers; here they stay on main until device
+    # registration can be forwarded to the device_lists writer over HTTP replication.
+    _client("register", "/register", "POST", "main", "register:RegisterServlet", CLIENT_V3_PREFIX),
     _client("register_available", "/register/available", "GET", "main", "register:RegisterAvailableServlet", CLIENT_V3_PREFIX),
-    _client("login", "/login", "GET POST", "any", "login:LoginServlet"),
+    _client("login", "/login", "GET POST", "main", "login:LoginServlet"),
     _client("logout", "/logout", "POST", "main", "login:LogoutServlet", CLIENT_V3_PREFIX),
     _client("logout_all", "/logout/all", "POST", "main", "login:LogoutAllServlet", CLIENT_V3_PREFIX),
     _client("whoami", "/account/whoami", "GET", "any", "account:WhoamiServlet", CLIENT_V3_PREFIX),

@@ -56,7 +56,7 @@ def build_router(hs: HomeServer, resources: set[str]) -> Router:
     for endpoint in endpoints_for(resources, hs.is_main, hs.instance_name, hs.config.worker.stream_writers):
         servlet = endpoint.servlet_class()(hs)
         for method in endpoint.methods:
-            router.register(endpoint.pattern, [method], getattr(servlet, f"on_{method}"))
+            router.register(endpoint.pattern, [method], getattr(servlet, f"on_{method}"), endpoint.name)
     return router
 
 

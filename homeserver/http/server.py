@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
+from prometheus_client import Counter, Histogram
 from twisted.internet import defer
 from twisted.web import resource, server
 from twisted.web.server import NOT_DONE_YET
@@ -31,6 +32,11 @@ CORS_HEADERS = {
     b"Access-Control-Expose-Headers": b"Synapse-Trace-Id, Server",
 }
 
+requests_total = Counter(
+    "homeserver_http_requests_total", "HTTP requests answered", ["method", "servlet", "code"]
+)
+request_seconds = Histogram("homeserver_http_request_seconds", "Time to answer an HTTP request", ["servlet"])
+
 _TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&]*")
 _request_counter = itertools.count(1)
 
@@ -44,6 +50,7 @@ class HomeserverRequest(server.Request):
         self.start_time = time.monotonic()
         self.body_too_large = False
         self.requester_name: str | None = None
+        self.servlet_name = "unrecognised"
         self._body_bytes = 0
         self._site = getattr(channel, "site", None)
         self._client_ip: str | None = None
@@ -82,8 +89,9 @@ class HomeserverRequest(server.Request):
 class Route:
     """One compiled path regex with the handlers of its methods."""
 
-    def __init__(self, pattern: str):
+    def __init__(self, pattern: str, name: str):
         self.pattern = re.compile(pattern + "$")
+        self.name = name
         self.handlers: dict[str, Handler] = {}
 
 
@@ -98,10 +106,10 @@ class Router(resource.Resource):
         self._routes: list[Route] = []
         self._by_pattern: dict[str, Route] = {}
 
-    def register(self, pattern: str, methods: Iterable[str], handler: Handler) -> None:
+    def register(self, pattern: str, methods: Iterable[str], handler: Handler, name: str = "") -> None:
         route = self._by_pattern.get(pattern)
         if route is None:
-            route = self._by_pattern[pattern] = Route(pattern)
+            route = self._by_pattern[pattern] = Route(pattern, name or pattern)
             self._routes.append(route)
         for method in methods:
             route.handlers[method] = handler
@@ -123,6 +131,7 @@ class Router(resource.Resource):
             if not match:
                 continue
             path_matched = True
+            request.servlet_name = route.name
             handler = route.handlers.get(method) or (route.handlers.get("GET") if method == "HEAD" else None)
             if handler is not None:
                 return handler, {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
@@ -180,6 +189,10 @@ def respond(request: HomeserverRequest, code: int, body: Any) -> None:
 
 def log_access(request: HomeserverRequest) -> None:
     duration = time.monotonic() - request.start_time
+    method = request.method.decode("ascii", "replace")
+    method_label = method if method in ("GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD") else "other"
+    requests_total.labels(method_label, request.servlet_name, str(request.code)).inc()
+    request_seconds.labels(request.servlet_name).observe(duration)
     access_logger.info(
         "%s - {%s} %s %s %d %.3fsec %dB \"%s\"",
         request.client_ip(),

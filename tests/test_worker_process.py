@@ -1,0 +1,102 @@
+"""A generic worker process beside the main process on one PostgreSQL database: it accepts
+legacy app names, serves the worker endpoints with the same answers as main, and refuses to
+start on a database the main process has not migrated."""
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness import (
+    REDIS_HOST,
+    REDIS_PORT,
+    Client,
+    ServerProcess,
+    base_config,
+    database_config,
+    free_port,
+)
+
+
+def worker_config(name: str, port: int, app: str = "synapse.app.generic_worker") -> dict[str, Any]:
+    return {
+        "worker_app": app,
+        "worker_name": name,
+        "worker_listeners": [
+            {"port": port, "type": "http", "bind_addresses": ["127.0.0.1"], "resources": [{"names": ["client"]}]}
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    with tempfile.TemporaryDirectory(prefix="hs-test-") as directory, database_config("postgres", directory) as db:
+        shared = base_config(directory, db, free_port())
+        shared["redis"] = {"enabled": True, "host": REDIS_HOST, "port": REDIS_PORT}
+        shared["instance_map"] = {"main": {"host": "127.0.0.1", "port": shared["listeners"][0]["port"]}}
+        main = ServerProcess(directory, shared).start()
+        worker = ServerProcess(
+            directory, shared, "homeserver.app.generic_worker", [worker_config("synchrotron1", free_port(), "synchrotron")],
+            name="synchrotron1",
+        )
+        try:
+            worker.start()
+            yield main, worker
+        finally:
+            worker.stop()
+            main.stop()
+
+
+def test_worker_serves_the_same_answers(deployment: tuple[ServerProcess, ServerProcess]) -> None:
+    main, worker = deployment
+    on_main = Client(main.url)
+    on_main.register("workeruser", initial_device_display_name="phone")
+    on_worker = Client(worker.url, on_main.access_token)
+    for path in ("account/whoami", "devices", "/_matrix/client/versions"):
+        from_main = on_main.get(path)
+        from_worker = on_worker.get(path)
+        assert from_worker.status_code == 200, from_worker.text
+        assert from_worker.json() == from_main.json()
+    assert on_worker.get("account/whoami").json()["user_id"] == "@workeruser:test.local"
+
+
+def test_logout_on_main_is_seen_by_worker(deployment: tuple[ServerProcess, ServerProcess]) -> None:
+    main, worker = deployment
+    on_main = Client(main.url)
+    on_main.register("shortlived")
+    on_worker = Client(worker.url, on_main.access_token)
+    assert on_worker.get("account/whoami").status_code == 200
+    assert on_main.post("logout", {}).status_code == 200
+    after = on_worker.get("account/whoami")
+    assert after.status_code == 401
+    assert after.json()["errcode"] == "M_UNKNOWN_TOKEN"
+
+
+def test_worker_refuses_unmigrated_database() -> None:
+    with tempfile.TemporaryDirectory(prefix="hs-test-") as directory, database_config("postgres", directory) as db:
+        shared = base_config(directory, db, free_port())
+        shared["redis"] = {"enabled": True, "host": REDIS_HOST, "port": REDIS_PORT}
+        worker = ServerProcess(directory, shared, "homeserver.app.generic_worker", [worker_config("w1", free_port())], name="w1")
+        result = subprocess.run(worker.command(), capture_output=True, text=True, timeout=30, cwd=directory)
+        assert result.returncode == 1
+        assert "schema version 1" in result.stderr and "main process" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_main_refuses_a_worker_file() -> None:
+    with tempfile.TemporaryDirectory(prefix="hs-test-") as directory:
+        shared = base_config(directory, {"name": "psycopg2", "args": {"dbname": "unused"}}, free_port())
+        shared["redis"] = {"enabled": True}
+        path = os.path.join(directory, "w.yaml")
+        with open(path, "w") as f:
+            yaml.safe_dump({**shared, **worker_config("w1", free_port())}, f)
+        result = subprocess.run([sys.executable, "-m", "homeserver.app.homeserver", "-c", path],
+                                capture_output=True, text=True, timeout=30, cwd=directory)
+        assert result.returncode == 1
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "homeserver.app.generic_worker" in result.stderr

@@ -83,6 +83,25 @@ def database_config(engine: str, directory: str) -> Iterator[dict[str, Any]]:
         drop_pg_database(name)
 
 
+def query_database(db: dict[str, Any], sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+    """Rows of a query (`?` placeholders) against a server's database, for state no API shows."""
+    if db["name"] == "sqlite3":
+        import sqlite3
+
+        conn: Any = sqlite3.connect(db["args"]["database"], timeout=10)
+        try:
+            return list(conn.execute(sql, args).fetchall())
+        finally:
+            conn.close()
+    conn = psycopg2.connect(**{k: v for k, v in db["args"].items() if k not in ("cp_min", "cp_max")})
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), args)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
 def base_config(directory: str, db: dict[str, Any], port: int, server_name: str = "test.local") -> dict[str, Any]:
     key_path = os.path.join(directory, "signing.key")
     if not os.path.exists(key_path):

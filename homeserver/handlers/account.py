@@ -12,10 +12,8 @@ class AccountHandler:
     def __init__(self, hs: "HomeServer"):
         self.hs = hs
 
-    async def change_password(self, user_id: str, new_password: str, logout_devices: bool, requester: Requester | None) -> None:
-        auth = self.hs.auth_handler
-        auth.check_password_policy(new_password)
-        password_hash = await auth.hash_password(new_password)
+    async def change_password(self, user_id: str, password_hash: str, logout_devices: bool, requester: Requester | None) -> None:
+        """Store the new password hash; optionally log out every other device."""
         await self.hs.stores.registration.set_password_hash(user_id, password_hash)
         if logout_devices:
             keep_device = requester.device_id if requester else None

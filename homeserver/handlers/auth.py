@@ -4,6 +4,7 @@ UIA sessions live in the database so that a client may continue a session on any
 """
 
 import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import bcrypt
@@ -22,6 +23,19 @@ UIA_SESSION_LIFETIME_MS = 24 * 3600 * 1000
 
 LOGIN_TYPE_PASSWORD = "m.login.password"
 LOGIN_TYPE_DUMMY = "m.login.dummy"
+
+# Request fields never stored in a UIA session: the servlet keeps a hash in `server_data`.
+SECRET_FIELDS = ("password", "new_password")
+
+
+@dataclass
+class UIAResult:
+    """A completed user-interactive auth: the stages done, the request's parameters (from the
+    request, or from the session when the request carried only `auth`) and the server data."""
+
+    completed: dict[str, Any]
+    params: dict[str, Any]
+    server_data: dict[str, Any] = field(default_factory=dict)
 
 
 class AuthHandler:
@@ -107,12 +121,16 @@ class AuthHandler:
         method: str,
         description: str,
         requester_user_id: str | None = None,
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Run one step of UIA. Returns (completed stages, the request's parameters) once a flow
-        is complete; otherwise raises InteractiveAuthIncomplete with the 401 body."""
+        server_data: dict[str, Any] | None = None,
+    ) -> UIAResult:
+        """Run one step of UIA. Returns the result once a flow is complete; otherwise raises
+        InteractiveAuthIncomplete with the 401 body. `server_data` is kept in the session
+        (never shown to the client) and returned with the result."""
         store = self.hs.stores.ui_auth
         auth = request_body.get("auth")
         params = {k: v for k, v in request_body.items() if k != "auth"}
+        stored_params = {k: v for k, v in params.items() if k not in SECRET_FIELDS}
+        kept = dict(server_data or {})
         if auth is not None and not isinstance(auth, dict):
             raise MatrixError(400, "'auth' must be an object", "M_BAD_JSON")
         session_id = auth.get("session") if auth else None
@@ -124,9 +142,14 @@ class AuthHandler:
                 raise MatrixError(403, "Requested operation has changed during the UI authentication session.", "M_FORBIDDEN")
             if not params:
                 params = session["clientdict"]
+            kept = {**session["serverdict"], **kept}
+            if server_data:
+                await store.set_server_data(session_id, kept)
         else:
             session_id = random_string(24)
-            await store.create_session(session_id, params, uri, method, description)
+            await store.create_session(session_id, stored_params, uri, method, description)
+            if kept:
+                await store.set_server_data(session_id, kept)
 
         error: MatrixError | None = None
         if auth and "type" in auth:
@@ -139,7 +162,7 @@ class AuthHandler:
         for flow in flows:
             if all(stage in completed for stage in flow):
                 await store.delete_session(session_id)
-                return completed, params
+                return UIAResult(completed, params, kept)
         body: dict[str, Any] = {
             "flows": [{"stages": flow} for flow in flows],
             "params": {},

@@ -58,10 +58,11 @@ class RegistrationHandler:
         return user_id
 
     async def register_user(
-        self, localpart: str | None, password: str | None, admin: bool = False, user_type: str | None = None
+        self, localpart: str | None, password: str | None, admin: bool = False, user_type: str | None = None,
+        password_hash: str | None = None,
     ) -> str:
-        """Create the account; a missing localpart gets a generated numeric one."""
-        password_hash = None
+        """Create the account with a password or an already computed hash; a missing localpart
+        gets a generated numeric one."""
         if password is not None:
             self.hs.auth_handler.check_password_policy(password)
             password_hash = await self.hs.auth_handler.hash_password(password)

@@ -23,17 +23,23 @@ class PasswordServlet(RestServlet):
         body = parse_json_object(request)
         if not self.hs.config.registration.password_login_enabled:
             raise MatrixError(403, "Password changes are disabled", "M_FORBIDDEN")
-        body_field(body, "new_password", str, required=False)
+        new_password = body_field(body, "new_password", str, required=False)
         body_field(body, "logout_devices", bool, required=False)
-        _, params = await self.hs.auth_handler.check_ui_auth(
+        auth = self.hs.auth_handler
+        server_data = {}
+        if new_password is not None:
+            # The session keeps only the hash, never the password itself.
+            auth.check_password_policy(new_password)
+            server_data["new_password_hash"] = await auth.hash_password(new_password)
+        result = await auth.check_ui_auth(
             [[LOGIN_TYPE_PASSWORD]], body, request.path.decode(), "POST", "change your password",
-            requester_user_id=requester.user_id,
+            requester_user_id=requester.user_id, server_data=server_data,
         )
-        new_password = params.get("new_password")
-        if not isinstance(new_password, str):
+        password_hash = result.server_data.get("new_password_hash")
+        if password_hash is None:
             raise MatrixError(400, "Missing parameter: new_password", "M_MISSING_PARAM")
         await self.hs.account_handler.change_password(
-            requester.user_id, new_password, bool(params.get("logout_devices", True)), requester
+            requester.user_id, password_hash, bool(result.params.get("logout_devices", True)), requester
         )
         return 200, {}
 

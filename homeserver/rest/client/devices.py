@@ -45,9 +45,9 @@ class DeleteDevicesServlet(RestServlet):
         devices = body_field(body, "devices", list)
         if not all(isinstance(d, str) for d in devices):
             raise bad_json("'devices' must be a list of device ids")
-        _, params = await self.hs.auth_handler.check_ui_auth(
+        result = await self.hs.auth_handler.check_ui_auth(
             [[LOGIN_TYPE_PASSWORD]], body, request.path.decode(), "POST", "remove devices",
             requester_user_id=requester.user_id,
         )
-        await self.hs.device_handler.delete_devices(requester.user_id, params.get("devices", devices))
+        await self.hs.device_handler.delete_devices(requester.user_id, result.params.get("devices", devices))
         return 200, {}

@@ -25,6 +25,9 @@ class RegisterServlet(RestServlet):
         for name, kind in (("username", str), ("password", str), ("device_id", str),
                            ("initial_device_display_name", str), ("inhibit_login", bool)):
             body_field(body, name, kind, required=False)
+        if isinstance(body.get("username"), str):
+            # Like Synapse, map the username onto the lower-case user id grammar.
+            body["username"] = body["username"].lower()
         handler = self.hs.registration_handler
         if "auth" not in body:
             # Say so before the client goes through auth stages.
@@ -32,21 +35,28 @@ class RegisterServlet(RestServlet):
                 await handler.check_username_available(body["username"])
             if body.get("password") is None:
                 raise MatrixError(400, "Missing parameter: password", "M_MISSING_PARAM")
-        _, params = await self.hs.auth_handler.check_ui_auth(
-            [[LOGIN_TYPE_DUMMY]], body, request.path.decode(), "POST", "register a new account"
+        server_data = {}
+        if isinstance(body.get("password"), str):
+            # The session keeps only the hash, never the password itself.
+            self.hs.auth_handler.check_password_policy(body["password"])
+            server_data["password_hash"] = await self.hs.auth_handler.hash_password(body["password"])
+        result = await self.hs.auth_handler.check_ui_auth(
+            [[LOGIN_TYPE_DUMMY]], body, request.path.decode(), "POST", "register a new account",
+            server_data=server_data,
         )
-        password = params.get("password")
-        if not isinstance(password, str):
+        params = result.params
+        password_hash = result.server_data.get("password_hash")
+        if password_hash is None:
             raise MatrixError(400, "Missing parameter: password", "M_MISSING_PARAM")
         self.ratelimiter.check(request.client_ip())
-        user_id = await handler.register_user(params.get("username"), password)
-        result: dict[str, Any] = {"user_id": user_id, "home_server": self.hs.hostname}
+        user_id = await handler.register_user(params.get("username"), None, password_hash=password_hash)
+        response: dict[str, Any] = {"user_id": user_id, "home_server": self.hs.hostname}
         if not params.get("inhibit_login", False):
             login = await handler.login_device(
                 user_id, params.get("device_id"), params.get("initial_device_display_name")
             )
-            result.update(access_token=login.access_token, device_id=login.device_id)
-        return 200, result
+            response.update(access_token=login.access_token, device_id=login.device_id)
+        return 200, response
 
 
 class RegisterAvailableServlet(RestServlet):

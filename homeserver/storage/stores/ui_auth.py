@@ -22,13 +22,24 @@ class UIAuthStore:
     async def get_session(self, session_id: str) -> dict[str, Any] | None:
         rows = await self.db.execute(
             "get_ui_auth_session",
-            "SELECT uri, method, clientdict, creation_ts FROM ui_auth_sessions WHERE session_id = ?",
+            "SELECT uri, method, clientdict, serverdict, creation_ts FROM ui_auth_sessions WHERE session_id = ?",
             session_id,
         )
         if not rows:
             return None
-        uri, method, clientdict, ts = rows[0]
-        return {"uri": uri, "method": method, "clientdict": json.loads(clientdict), "creation_ts": ts}
+        uri, method, clientdict, serverdict, ts = rows[0]
+        return {
+            "uri": uri, "method": method, "clientdict": json.loads(clientdict),
+            "serverdict": json.loads(serverdict), "creation_ts": ts,
+        }
+
+    async def set_server_data(self, session_id: str, data: dict[str, Any]) -> None:
+        """Replace the server-side data of the session."""
+        await self.db.execute(
+            "set_ui_auth_server_data",
+            "UPDATE ui_auth_sessions SET serverdict = ? WHERE session_id = ?",
+            json.dumps(data), session_id,
+        )
 
     async def mark_stage_complete(self, session_id: str, stage_type: str, result: Any) -> None:
         def txn_fn(txn: Txn) -> None:

@@ -34,6 +34,8 @@ CREATE TABLE ui_auth_sessions (
     uri TEXT NOT NULL,
     method TEXT NOT NULL,
     clientdict TEXT NOT NULL,
+    -- What the server keeps between steps (e.g. a password hash); never shown to clients.
+    serverdict TEXT NOT NULL DEFAULT '{}',
     description TEXT NOT NULL
 );
 

@@ -8,7 +8,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 from prometheus_client import Counter, Histogram
 from twisted.internet import defer
@@ -37,7 +37,8 @@ requests_total = Counter(
 )
 request_seconds = Histogram("homeserver_http_request_seconds", "Time to answer an HTTP request", ["servlet"])
 
-_TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&]*")
+# Query parameters as twisted.web splits them: on `&` and `;`.
+_QUERY_SEPARATORS = re.compile(r"([&;])")
 _request_counter = itertools.count(1)
 
 
@@ -83,7 +84,15 @@ class HomeserverRequest(server.Request):
         return self._client_ip
 
     def loggable_path(self) -> str:
-        return _TOKEN_IN_QUERY.sub(r"\1<redacted>", self.uri.decode("ascii", "replace"))
+        """The URI with the value of every `access_token` parameter (however its name is
+        percent-encoded, as twisted.web decodes it) replaced by `<redacted>`."""
+        path, sep, query = self.uri.decode("ascii", "replace").partition("?")
+        parts = _QUERY_SEPARATORS.split(query)
+        for index in range(0, len(parts), 2):
+            name, eq, _ = parts[index].partition("=")
+            if eq and unquote_to_bytes(name.replace("+", " ")) == b"access_token":
+                parts[index] = name + "=<redacted>"
+        return path + sep + "".join(parts)
 
 
 class Route:
@@ -134,7 +143,10 @@ class Router(resource.Resource):
             request.servlet_name = route.name
             handler = route.handlers.get(method) or (route.handlers.get("GET") if method == "HEAD" else None)
             if handler is not None:
-                return handler, {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
+                args = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
+                if any("\x00" in v for v in args.values()):
+                    raise MatrixError(400, "Path parameters must not contain NUL characters", "M_INVALID_PARAM")
+                return handler, args
         if path_matched:
             raise MatrixError(405, "Unrecognized request", "M_UNRECOGNIZED")
         raise MatrixError(404, "Unrecognized request", "M_UNRECOGNIZED")

@@ -60,6 +60,8 @@ def query_arg(request: Request, name: str) -> str | None:
     values = (request.args or {}).get(name.encode("ascii"))
     if not values:
         return None
+    if b"\x00" in values[0]:
+        raise invalid_param(f"Query parameter {name!r} must not contain NUL characters")
     try:
         return values[0].decode("utf-8")
     except UnicodeDecodeError as e:
@@ -110,4 +112,6 @@ def body_field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], r
     value = body[name]
     if isinstance(value, bool) and kind in (int, float) or not isinstance(value, kind):
         raise bad_json(f"Field {name!r} has the wrong type")
+    if isinstance(value, str) and "\x00" in value:
+        raise invalid_param(f"Field {name!r} must not contain NUL characters")
     return value

@@ -35,6 +35,9 @@ class StreamIdGenerator:
         self._sequence = sequence_name
         self._lock = threading.Lock()
         self._unfinished: set[int] = set()
+        # One entry per `nextval` under way: `_max_seen` when it began. The id it returns is
+        # above that, and not yet in `_unfinished`, so our position must not pass the entry.
+        self._fetching: list[int] = []
         self._max_seen = 0
         self._local_position = 0
         self._positions: dict[str, int] = {}
@@ -95,9 +98,18 @@ class StreamIdGenerator:
                 next_id = self._max_seen
                 self._unfinished.add(next_id)
         else:
-            txn.execute(f"SELECT nextval('{self._sequence}')")
-            next_id = int(txn.fetchone()[0])
             with self._lock:
+                floor = self._max_seen
+                self._fetching.append(floor)
+            try:
+                txn.execute(f"SELECT nextval('{self._sequence}')")
+                next_id = int(txn.fetchone()[0])
+            except BaseException:
+                with self._lock:
+                    self._fetching.remove(floor)
+                raise
+            with self._lock:
+                self._fetching.remove(floor)
                 self._unfinished.add(next_id)
                 self._max_seen = max(self._max_seen, next_id)
         txn.call_after_commit(lambda: self._mark_finished(next_id))
@@ -111,6 +123,8 @@ class StreamIdGenerator:
                 position = min(self._unfinished) - 1
             else:
                 position = self._max_seen
+            if self._fetching:
+                position = min(position, min(self._fetching))
             self._local_position = max(self._local_position, position)
             self._positions[self.instance_name] = self._local_position
 
@@ -121,7 +135,8 @@ class StreamIdGenerator:
                 self._positions[instance_name] = position
             self._max_seen = max(self._max_seen, position)
             if self.is_writer and not self._unfinished:
-                self._local_position = max(self._local_position, self._max_seen)
+                position = min([self._max_seen, *self._fetching])
+                self._local_position = max(self._local_position, position)
                 self._positions[self.instance_name] = self._local_position
 
     def get_position(self, instance_name: str) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from homeserver.storage.schema import SCHEMA_VERSION
 from tests.harness import (
     REDIS_HOST,
     REDIS_PORT,
@@ -84,7 +85,7 @@ def test_worker_refuses_unmigrated_database() -> None:
         worker = ServerProcess(directory, shared, "homeserver.app.generic_worker", [worker_config("w1", free_port())], name="w1")
         result = subprocess.run(worker.command(), capture_output=True, text=True, timeout=30, cwd=directory)
         assert result.returncode == 1
-        assert "schema version 1" in result.stderr and "main process" in result.stderr
+        assert f"schema version {SCHEMA_VERSION}" in result.stderr and "main process" in result.stderr
         assert "Traceback" not in result.stderr
 
 

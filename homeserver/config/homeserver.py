@@ -147,6 +147,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         allowed = ", ".join(repr(v) for v in error.validator_value)
         return f"{error.instance!r} is not one of {allowed}"
+    if error.validator == "anyOf" and all("required" in option for option in error.validator_value):
+        keys = " or ".join(f"`{option['required'][0]}`" for option in error.validator_value)
+        return f"needs {keys}"
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
     return error.message

@@ -134,8 +134,10 @@ class AuthHandler:
         if auth is not None and not isinstance(auth, dict):
             raise MatrixError(400, "'auth' must be an object", "M_BAD_JSON")
         session_id = auth.get("session") if auth else None
+        if session_id is not None and (not isinstance(session_id, str) or "\x00" in session_id):
+            raise MatrixError(400, "'auth.session' must be a string", "M_INVALID_PARAM")
         if session_id is not None:
-            session = await store.get_session(str(session_id))
+            session = await store.get_session(session_id)
             if session is None:
                 raise MatrixError(400, f"Unknown session ID: {session_id}", "M_UNKNOWN")
             if session["uri"] != uri or session["method"] != method:
@@ -203,6 +205,6 @@ def login_user_from_body(body: dict[str, Any]) -> str:
     if kind != "m.id.user":
         raise MatrixError(400, f"Unsupported identifier type {kind!r}: only m.id.user is supported", "M_UNKNOWN")
     user = identifier.get("user")
-    if not isinstance(user, str) or not user:
-        raise MatrixError(400, "'identifier.user' must be a non-empty string", "M_INVALID_PARAM")
+    if not isinstance(user, str) or not user or "\x00" in user:
+        raise MatrixError(400, "'identifier.user' must be a non-empty string without NUL", "M_INVALID_PARAM")
     return user

@@ -47,7 +47,11 @@ class RegistrationStore:
                 (user_id, password_hash, now_ms(), int(admin), user_type),
             )
 
-        await self.db.run_interaction("create_user", txn_fn)
+        try:
+            await self.db.run_interaction("create_user", txn_fn)
+        except self.db.engine.module.IntegrityError as e:
+            # A concurrent registration of the same name (in any case) won the race.
+            raise UserExistsError(user_id) from e
 
     async def get_user(self, user_id: str) -> UserInfo | None:
         rows = await self.db.execute(

@@ -8,6 +8,8 @@ CREATE TABLE users (
     is_guest SMALLINT NOT NULL DEFAULT 0,
     user_type TEXT
 );
+-- User ids are unique regardless of case.
+CREATE UNIQUE INDEX users_lower_user_id ON users (lower(user_id));
 
 CREATE TABLE devices (
     user_id TEXT NOT NULL,

@@ -55,6 +55,23 @@ ROUTES: list[Endpoint] = [
     _client("devices", "/devices", "GET", "any", "devices:DevicesServlet", CLIENT_V3_PREFIX),
     _client("device", "/devices/(?P<device_id>[^/]+)", "GET PUT DELETE", "main", "devices:DeviceServlet", CLIENT_V3_PREFIX),
     _client("delete_devices", "/delete_devices", "POST", "main", "devices:DeleteDevicesServlet", CLIENT_V3_PREFIX),
+    # --- rooms: writes stay on main until event creation can reach a remote persister -----
+    _client("create_room", "/createRoom", "POST", "main", "room:CreateRoomServlet"),
+    _client("join", "/join/(?P<room>[^/]+)", "POST", "main", "room:JoinServlet"),
+    _client("room_join", "/rooms/(?P<room>[^/]+)/join", "POST", "main", "room:JoinServlet"),
+    _client("knock", "/knock/(?P<room>[^/]+)", "POST", "main", "room:KnockServlet", CLIENT_V3_PREFIX),
+    _client("membership", "/rooms/(?P<room_id>[^/]+)/(?P<action>invite|leave|kick|ban|unban|forget)", "POST", "main", "room:MembershipServlet"),
+    _client("send", "/rooms/(?P<room_id>[^/]+)/send/(?P<event_type>[^/]+)/(?P<txn_id>[^/]+)", "PUT", "main", "room:SendEventServlet"),
+    _client("redact", "/rooms/(?P<room_id>[^/]+)/redact/(?P<event_id>[^/]+)/(?P<txn_id>[^/]+)", "PUT", "main", "room:RedactServlet"),
+    _client("state_event", "/rooms/(?P<room_id>[^/]+)/state/(?P<event_type>[^/]+)(?:/(?P<state_key>[^/]*))?", "GET PUT", "main", "room:RoomStateEventServlet"),
+    # --- rooms: reads ----------------------------------------------------------------------
+    _client("joined_rooms", "/joined_rooms", "GET", "any", "room:JoinedRoomsServlet"),
+    _client("room_state", "/rooms/(?P<room_id>[^/]+)/state", "GET", "any", "room:RoomStateServlet"),
+    _client("room_event", "/rooms/(?P<room_id>[^/]+)/event/(?P<event_id>[^/]+)", "GET", "any", "room:RoomEventServlet"),
+    _client("members", "/rooms/(?P<room_id>[^/]+)/members", "GET", "any", "room:MembersServlet"),
+    _client("joined_members", "/rooms/(?P<room_id>[^/]+)/joined_members", "GET", "any", "room:JoinedMembersServlet"),
+    _client("messages", "/rooms/(?P<room_id>[^/]+)/messages", "GET", "room-sticky", "room:MessagesServlet"),
+    _client("context", "/rooms/(?P<room_id>[^/]+)/context/(?P<event_id>[^/]+)", "GET", "any", "room:ContextServlet"),
     # --- admin API -----------------------------------------------------------------------
     Endpoint("admin_register", "^/_synapse/admin/v1/register$", ("GET", "POST"), "client", "main", "homeserver.rest.admin.register:SharedSecretRegisterServlet"),
     # --- operations ----------------------------------------------------------------------

@@ -14,8 +14,15 @@ if TYPE_CHECKING:
     from homeserver.handlers.account import AccountHandler
     from homeserver.handlers.auth import AuthHandler
     from homeserver.handlers.devices import DeviceHandler
+    from homeserver.handlers.membership import RoomMemberHandler
+    from homeserver.handlers.message import EventCreationHandler
     from homeserver.handlers.register import RegistrationHandler
+    from homeserver.handlers.room import RoomCreationHandler
+    from homeserver.handlers.room_read import RoomReadHandler
+    from homeserver.handlers.visibility import VisibilityHandler
     from homeserver.http.auth import Auth
+    from homeserver.state.context import StateHandler
+    from homeserver.storage.persist_events import EventsPersister
 
 
 class HomeServer:
@@ -68,6 +75,49 @@ class HomeServer:
         from homeserver.handlers.account import AccountHandler
 
         return AccountHandler(self)
+
+    @cached_property
+    def events_persister(self) -> "EventsPersister":
+        from homeserver.storage.persist_events import EventsPersister
+
+        stores = self.stores
+        return EventsPersister(self.database, stores.event_ids, stores.events, stores.state)
+
+    @cached_property
+    def state_handler(self) -> "StateHandler":
+        from homeserver.state.context import StateHandler
+
+        return StateHandler(self)
+
+    @cached_property
+    def event_creation_handler(self) -> "EventCreationHandler":
+        from homeserver.handlers.message import EventCreationHandler
+
+        return EventCreationHandler(self)
+
+    @cached_property
+    def room_creation_handler(self) -> "RoomCreationHandler":
+        from homeserver.handlers.room import RoomCreationHandler
+
+        return RoomCreationHandler(self)
+
+    @cached_property
+    def membership_handler(self) -> "RoomMemberHandler":
+        from homeserver.handlers.membership import RoomMemberHandler
+
+        return RoomMemberHandler(self)
+
+    @cached_property
+    def visibility_handler(self) -> "VisibilityHandler":
+        from homeserver.handlers.visibility import VisibilityHandler
+
+        return VisibilityHandler(self)
+
+    @cached_property
+    def room_read_handler(self) -> "RoomReadHandler":
+        from homeserver.handlers.room_read import RoomReadHandler
+
+        return RoomReadHandler(self)
 
     def ratelimiter(self, key: str) -> Ratelimiter:
         """The process's limiter for one `rc_*` setting (e.g. `rc_login.address`)."""

@@ -27,11 +27,13 @@ class StreamIdGenerator:
         writers: list[str],
         table: str,
         sequence_name: str,
+        id_column: str = "stream_id",
     ):
         self.stream_name = stream_name
         self.instance_name = instance_name
         self.writers = list(writers)
         self._table = table
+        self._id_column = id_column
         self._sequence = sequence_name
         self._lock = threading.Lock()
         self._unfinished: set[int] = set()
@@ -53,7 +55,7 @@ class StreamIdGenerator:
         await db.run_interaction(f"load_{self.stream_name}_positions", self._load_txn)
 
     def _load_txn(self, txn: Txn) -> None:
-        txn.execute(f"SELECT COALESCE(MAX(stream_id), 0) FROM {self._table}")
+        txn.execute(f"SELECT COALESCE(MAX({self._id_column}), 0) FROM {self._table}")
         table_max = int(txn.fetchone()[0])
         txn.execute(
             "SELECT instance_name, stream_id FROM stream_positions WHERE stream_name = ?",
@@ -72,7 +74,7 @@ class StreamIdGenerator:
             seq_max = table_max
         # Rows this writer may have committed after its last recorded position.
         txn.execute(
-            f"SELECT COALESCE(MAX(stream_id), 0) FROM {self._table} WHERE instance_name = ?",
+            f"SELECT COALESCE(MAX({self._id_column}), 0) FROM {self._table} WHERE instance_name = ?",
             (self.instance_name,),
         )
         own_max = int(txn.fetchone()[0])

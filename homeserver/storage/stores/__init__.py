@@ -3,7 +3,11 @@
 from homeserver.storage.database import Database
 from homeserver.storage.id_generators import StreamIdGenerator
 from homeserver.storage.stores.devices import DeviceStore
+from homeserver.storage.stores.events import EventsStore
 from homeserver.storage.stores.registration import RegistrationStore
+from homeserver.storage.stores.roommember import RoomMemberStore
+from homeserver.storage.stores.rooms import RoomStore
+from homeserver.storage.stores.state import StateStore
 from homeserver.storage.stores.ui_auth import UIAuthStore
 
 
@@ -17,7 +21,15 @@ class Stores:
         self.registration = RegistrationStore(db)
         self.devices = DeviceStore(db, self.device_lists_ids)
         self.ui_auth = UIAuthStore(db)
+        self.event_ids = StreamIdGenerator(
+            "events", instance_name, stream_writers["events"], "events", "events_sequence", "stream_ordering"
+        )
+        self.events = EventsStore(db)
+        self.state = StateStore(db)
+        self.rooms = RoomStore(db)
+        self.members = RoomMemberStore(db)
 
     async def load(self) -> None:
         """Load stream positions; call once the schema is ready."""
         await self.device_lists_ids.load(self.db)
+        await self.event_ids.load(self.db)

@@ -1,0 +1,189 @@
+"""Room servlets: createRoom, membership, sending, state, single events, members, `/messages`
+and `/context`."""
+
+import json
+from typing import Any
+
+from homeserver.events.serialize import serialize_event
+from homeserver.handlers.room_read import RoomEventFilter
+from homeserver.http.auth import Requester
+from homeserver.http.errors import MatrixError
+from homeserver.http.server import HomeserverRequest
+from homeserver.http.servlet import (
+    RestServlet,
+    body_field,
+    parse_integer,
+    parse_json_object,
+    parse_string,
+    query_arg,
+)
+from homeserver.util.clock import now_ms
+
+
+def _txn(requester: Requester, txn_id: str) -> tuple[str, str, str]:
+    """Transaction ids are scoped to the device (or the token when there is none)."""
+    return requester.user_id, requester.device_id or requester.access_token, txn_id
+
+
+class CreateRoomServlet(RestServlet):
+    async def on_POST(self, request: HomeserverRequest) -> tuple[int, Any]:
+        requester = await self.hs.auth.get_user_by_req(request)
+        body = parse_json_object(request, allow_empty=True)
+        room_id, alias = await self.hs.room_creation_handler.create_room(requester, body)
+        response = {"room_id": room_id}
+        if alias:
+            response["room_alias"] = alias
+        return 200, response
+
+
+class JoinServlet(RestServlet):
+    """`/join/{roomIdOrAlias}` and `/rooms/{roomId}/join`."""
+
+    async def on_POST(self, request: HomeserverRequest, room: str) -> tuple[int, Any]:
+        requester = await self.hs.auth.get_user_by_req(request)
+        body = parse_json_object(request, allow_empty=True)
+        reason = body_field(body, "reason", str, required=False)
+        room_id = await self.hs.membership_handler.resolve_room_id(room)
+        await self.hs.membership_handler.update_membership(requester, requester.user_id, room_id, "join", reason)
+        return 200, {"room_id": room_id}
+
+
+class KnockServlet(RestServlet):
+    async def on_POST(self, request: HomeserverRequest, room: str) -> tuple[int, Any]:
+        requester = await self.hs.auth.get_user_by_req(request)
+        body = parse_json_object(request, allow_empty=True)
+        reason = body_field(body, "reason", str, required=False)
+        room_id = await self.hs.membership_handler.resolve_room_id(room)
+        await self.hs.membership_handler.update_membership(requester, requester.user_id, room_id, "knock", reason)
+        return 200, {"room_id": room_id}
+
+
+class MembershipServlet(RestServlet):
+    """`/rooms/{roomId}/(invite|leave|kick|ban|unban|forget)`."""
+
+    async def on_POST(self, request: HomeserverRequest, room_id: str, action: str) -> tuple[int, Any]:
+        requester = await self.hs.auth.get_user_by_req(request)
+        body = parse_json_object(request, allow_empty=True)
+        handler = self.hs.membership_handler
+        if action == "forget":
+            await handler.forget(requester, room_id)
+            return 200, {}
+        reason = body_field(body, "reason", str, required=False)
+        if action == "leave":
+            target = requester.user_id
+        else:
+            if "id_server" in body or "medium" in body:
+                raise MatrixError(400, "Third-party invites are not supported", "M_UNRECOGNIZED")
+            target = body_field(body, "user_id", str)
+        await handler.update_membership(requester, target, room_id, action, reason)
+        return 200, {}
+
+
+class JoinedRoomsServlet(RestServlet):
+    async def on_GET(self, request: HomeserverRequest) -> tuple[int, Any]:
+        requester = await self.hs.auth.get_user_by_req(request)
+        return 200, {"joined_rooms": await self.hs.stores.members.get_rooms_for_user(requester.user_id)}
+
+
+class SendEventServlet(RestServlet):
+    def __init__(self, hs: Any):
+        super().__init__(hs)
+        self.ratelimiter = hs.ratelimiter("rc_message")
+
+    async def on_PUT(self, request: HomeserverRequest, room_id: str, event_type: str, txn_id: str) -> tuple[int, Any]:
+        requester = await self.hs.auth.get_user_by_req(request)
+        content = parse_json_object(request)
+        self.ratelimiter.check(requester.user_id)
+        event = await self.hs.event_creation_handler.create_and_send(
+            {"type": event_type, "room_id": room_id, "sender": requester.user_id, "content": content},
+            txn=_txn(requester, txn_id),
+        )
+        return 200, {"event_id": event.event_id}
+
+
+class RedactServlet(RestServlet):
+    async def on_PUT(self, request: HomeserverRequest, room_id: str, event_id: str, txn_id: str) -> tuple[int, Any]:
+        requester = await self.hs.auth.get_user_by_req(request)
+        content = parse_json_object(request, allow_empty=True)
+        body_field(content, "reason", str, required=False)
+        event = await self.hs.event_creation_handler.redact(requester, room_id, event_id, content, _txn(requester, txn_id))
+        return 200, {"event_id": event.event_id}
+
+
+class RoomStateServlet(RestServlet):
+    async def on_GET(self, request: HomeserverRequest, room_id: str) -> tuple[int, Any]:
+        requester = await self.hs.auth.get_user_by_req(request)
+        return 200, await self.hs.room_read_handler.get_state(requester.user_id, room_id)
+
+
+class RoomStateEventServlet(RestServlet):
+    async def on_GET(self, request: HomeserverRequest, room_id: str, event_type: str, state_key: str = "") -> tuple[int, Any]:
+        requester = await self.hs.auth.get_user_by_req(request)
+        event = await self.hs.room_read_handler.get_state_event(requester.user_id, room_id, event_type, state_key)
+        if parse_string(request, "format", default="content", allowed=["content", "event"]) == "event":
+            return 200, serialize_event(event, now_ms())
+        return 200, event.content
+
+    async def on_PUT(self, request: HomeserverRequest, room_id: str, event_type: str, state_key: str = "") -> tuple[int, Any]:
+        requester = await self.hs.auth.get_user_by_req(request)
+        content = parse_json_object(request)
+        event = await self.hs.event_creation_handler.create_and_send(
+            {"type": event_type, "room_id": room_id, "sender": requester.user_id, "state_key": state_key, "content": content},
+        )
+        return 200, {"event_id": event.event_id}
+
+
+class RoomEventServlet(RestServlet):
+    async def on_GET(self, request: HomeserverRequest, room_id: str, event_id: str) -> tuple[int, Any]:
+        requester = await self.hs.auth.get_user_by_req(request)
+        return 200, await self.hs.room_read_handler.get_event(requester.user_id, room_id, event_id)
+
+
+class MembersServlet(RestServlet):
+    async def on_GET(self, request: HomeserverRequest, room_id: str) -> tuple[int, Any]:
+        requester = await self.hs.auth.get_user_by_req(request)
+        memberships = ["join", "invite", "leave", "ban", "knock"]
+        chunk = await self.hs.room_read_handler.get_members(
+            requester.user_id, room_id,
+            parse_string(request, "membership", default=None, allowed=memberships),
+            parse_string(request, "not_membership", default=None, allowed=memberships),
+            parse_string(request, "at", default=None),
+        )
+        return 200, {"chunk": chunk}
+
+
+class JoinedMembersServlet(RestServlet):
+    async def on_GET(self, request: HomeserverRequest, room_id: str) -> tuple[int, Any]:
+        requester = await self.hs.auth.get_user_by_req(request)
+        return 200, await self.hs.room_read_handler.get_joined_members(requester.user_id, room_id)
+
+
+def _parse_filter(request: HomeserverRequest) -> RoomEventFilter:
+    raw = query_arg(request, "filter")
+    if raw is None:
+        return RoomEventFilter()
+    try:
+        value = json.loads(raw)
+    except ValueError as e:
+        raise MatrixError(400, "filter is not valid JSON", "M_INVALID_PARAM") from e
+    return RoomEventFilter.from_json(value)
+
+
+class MessagesServlet(RestServlet):
+    async def on_GET(self, request: HomeserverRequest, room_id: str) -> tuple[int, Any]:
+        requester = await self.hs.auth.get_user_by_req(request)
+        return 200, await self.hs.room_read_handler.get_messages(
+            requester.user_id, room_id,
+            parse_string(request, "from", default=None), parse_string(request, "to", default=None),
+            parse_string(request, "dir", default="b", allowed=["b", "f"]),
+            parse_integer(request, "limit", default=10, minimum=0), _parse_filter(request),
+        )
+
+
+class ContextServlet(RestServlet):
+    async def on_GET(self, request: HomeserverRequest, room_id: str, event_id: str) -> tuple[int, Any]:
+        requester = await self.hs.auth.get_user_by_req(request)
+        limit = min(parse_integer(request, "limit", default=10, minimum=0), 100)
+        return 200, await self.hs.room_read_handler.get_context(requester.user_id, room_id, event_id, limit, _parse_filter(request))
+
+

@@ -1,0 +1,190 @@
+"""Reading events: by id (cached, with redactions applied), the room graph's edges and
+forward extremities, transaction ids, and the room timeline in stream and topological order."""
+
+import json
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from homeserver.events.event import Event
+from homeserver.events.redaction import prune_event
+from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS
+from homeserver.storage.database import Database, Txn
+from homeserver.util.caches import LruCache
+
+
+@dataclass(frozen=True, order=True)
+class TopologicalPosition:
+    """Where an event sits in a room's history: (depth, stream ordering)."""
+
+    topological: int
+    stream: int
+
+
+def in_list(column: str, values: Collection[Any]) -> tuple[str, list[Any]]:
+    """`column IN (?, ?, ...)` and its arguments."""
+    return f"{column} IN ({', '.join('?' for _ in values)})", list(values)
+
+
+class EventsStore:
+    def __init__(self, db: Database):
+        self.db = db
+        self._event_cache: LruCache[str, Event] = LruCache("events", 50_000)
+
+    # --- events by id ----------------------------------------------------------------------
+
+    async def get_events(self, event_ids: Iterable[str], allow_rejected: bool = False) -> dict[str, Event]:
+        """The events that exist, by id, with redactions applied."""
+        wanted = list(dict.fromkeys(event_ids))
+        found: dict[str, Event] = {}
+        missing = []
+        for event_id in wanted:
+            cached = self._event_cache.get(event_id)
+            if cached is not None:
+                found[event_id] = cached
+            else:
+                missing.append(event_id)
+        if missing:
+            fetched = await self.db.run_interaction("get_events", self._fetch_events_txn, missing)
+            for event in fetched.values():
+                self._event_cache.set(event.event_id, event)
+            found.update(fetched)
+        if not allow_rejected:
+            found = {k: v for k, v in found.items() if v.rejected_reason is None}
+        return found
+
+    async def get_event(self, event_id: str, allow_rejected: bool = False) -> Event | None:
+        return (await self.get_events([event_id], allow_rejected)).get(event_id)
+
+    def _fetch_events_txn(self, txn: Txn, event_ids: list[str]) -> dict[str, Event]:
+        result: dict[str, Event] = {}
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start:start + 500]
+            clause, args = in_list("e.event_id", chunk)
+            txn.execute(
+                "SELECT e.event_id, e.json, r.room_version, e.rejected_reason, e.stream_ordering,"
+                " e.topological_ordering FROM events AS e JOIN rooms AS r ON r.room_id = e.room_id"
+                f" WHERE {clause}",
+                args,
+            )
+            for event_id, pdu_json, version, rejected, stream, topo in txn.fetchall():
+                event = Event(json.loads(pdu_json), KNOWN_ROOM_VERSIONS[version], event_id)
+                event.rejected_reason = rejected
+                event.internal_metadata["stream_ordering"] = int(stream)
+                event.internal_metadata["topological_ordering"] = int(topo)
+                result[event_id] = event
+        self._apply_redactions_txn(txn, result)
+        return result
+
+    def _apply_redactions_txn(self, txn: Txn, events: dict[str, Event]) -> None:
+        if not events:
+            return
+        clause, args = in_list("r.redacts", list(events))
+        txn.execute(
+            "SELECT r.redacts, e.json, e.event_id FROM redactions AS r JOIN events AS e ON e.event_id = r.event_id"
+            f" WHERE {clause} AND e.rejected_reason IS NULL ORDER BY e.stream_ordering",
+            args,
+        )
+        for redacted_id, redaction_json, redaction_id in txn.fetchall():
+            original = events.get(redacted_id)
+            if original is None or "redacted_by" in original.internal_metadata:
+                continue
+            pruned = prune_event(original)
+            pruned.internal_metadata.update(original.internal_metadata)
+            pruned.internal_metadata["redacted_by"] = redaction_id
+            redaction = Event(json.loads(redaction_json), original.room_version, redaction_id)
+            pruned.unsigned["redacted_because"] = _client_dict(redaction)
+            events[redacted_id] = pruned
+
+    def invalidate_event(self, event_id: str) -> None:
+        self._event_cache.invalidate(event_id)
+
+    # --- the room graph ----------------------------------------------------------------------
+
+    async def get_forward_extremities(self, room_id: str) -> list[str]:
+        rows = await self.db.execute(
+            "get_forward_extremities", "SELECT event_id FROM event_forward_extremities WHERE room_id = ?", room_id
+        )
+        return [r[0] for r in rows]
+
+    async def get_event_id_for_txn(self, user_id: str, scope: str, txn_id: str) -> str | None:
+        rows = await self.db.execute(
+            "get_event_id_for_txn",
+            "SELECT event_id FROM event_txn_ids WHERE user_id = ? AND scope = ? AND txn_id = ?",
+            user_id, scope, txn_id,
+        )
+        return rows[0][0] if rows else None
+
+    async def get_position(self, event_id: str) -> TopologicalPosition | None:
+        rows = await self.db.execute(
+            "get_event_position",
+            "SELECT topological_ordering, stream_ordering FROM events WHERE event_id = ?", event_id,
+        )
+        return TopologicalPosition(int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    async def position_at_stream(self, room_id: str, stream: int) -> TopologicalPosition:
+        """The position just after the room's last event at or before stream position `stream`."""
+        rows = await self.db.execute(
+            "position_at_stream",
+            "SELECT topological_ordering, stream_ordering FROM events WHERE room_id = ? AND stream_ordering <= ?"
+            " ORDER BY stream_ordering DESC LIMIT 1",
+            room_id, stream,
+        )
+        if not rows:
+            return TopologicalPosition(0, 0)
+        return TopologicalPosition(int(rows[0][0]), int(rows[0][1]) + 1)
+
+    async def get_max_stream_ordering(self) -> int:
+        rows = await self.db.execute("get_max_stream_ordering", "SELECT COALESCE(MAX(stream_ordering), 0) FROM events")
+        return int(rows[0][0])
+
+    async def get_room_timeline(
+        self, room_id: str, before: TopologicalPosition | None, after: TopologicalPosition | None,
+        backwards: bool, limit: int, types: list[str] | None = None, not_types: list[str] | None = None,
+        senders: list[str] | None = None, not_senders: list[str] | None = None,
+    ) -> list[str]:
+        """Event ids of a room strictly between `after` and `before`, in topological order
+        (newest first when `backwards`), at most `limit`."""
+        clauses = ["room_id = ?", "rejected_reason IS NULL"]
+        args: list[Any] = [room_id]
+        if before is not None:
+            clauses.append("(topological_ordering < ? OR (topological_ordering = ? AND stream_ordering < ?))")
+            args += [before.topological, before.topological, before.stream]
+        if after is not None:
+            clauses.append("(topological_ordering > ? OR (topological_ordering = ? AND stream_ordering > ?))")
+            args += [after.topological, after.topological, after.stream]
+        for column, values, negate in (("type", types, False), ("type", not_types, True),
+                                       ("sender", senders, False), ("sender", not_senders, True)):
+            if values:
+                clause, values_args = in_list(column, values)
+                clauses.append(("NOT " if negate else "") + clause)
+                args += values_args
+        order = "DESC" if backwards else "ASC"
+        rows = await self.db.execute(
+            "get_room_timeline",
+            f"SELECT event_id FROM events WHERE {' AND '.join(clauses)}"
+            f" ORDER BY topological_ordering {order}, stream_ordering {order} LIMIT ?",
+            *args, limit,
+        )
+        return [r[0] for r in rows]
+
+    async def get_event_closest_to_ts(self, room_id: str, ts: int, forwards: bool) -> str | None:
+        comparison, order = (">=", "ASC") if forwards else ("<=", "DESC")
+        rows = await self.db.execute(
+            "get_event_closest_to_ts",
+            f"SELECT event_id FROM events WHERE room_id = ? AND origin_server_ts {comparison} ?"
+            f" AND rejected_reason IS NULL ORDER BY origin_server_ts {order}, stream_ordering {order} LIMIT 1",
+            room_id, ts,
+        )
+        return rows[0][0] if rows else None
+
+
+def _client_dict(event: Event) -> dict[str, Any]:
+    """A compact client-format copy of an event, for `unsigned.redacted_because`."""
+    body: dict[str, Any] = {
+        "event_id": event.event_id, "type": event.type, "sender": event.sender,
+        "content": event.content, "origin_server_ts": event.origin_server_ts, "room_id": event.room_id,
+    }
+    if event.redacts:
+        body["redacts"] = event.redacts
+    return body

@@ -1,0 +1,54 @@
+"""Memberships: who is in which room (from current state) and each membership event."""
+
+from homeserver.storage.database import Database, Txn
+
+
+class RoomMemberStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def get_rooms_for_user(self, user_id: str, memberships: tuple[str, ...] = ("join",)) -> list[str]:
+        marks = ", ".join("?" for _ in memberships)
+        rows = await self.db.execute(
+            "get_rooms_for_user",
+            "SELECT room_id FROM current_state_events WHERE type = 'm.room.member' AND state_key = ?"
+            f" AND membership IN ({marks}) ORDER BY room_id",
+            user_id, *memberships,
+        )
+        return [r[0] for r in rows]
+
+    async def get_membership(self, room_id: str, user_id: str) -> tuple[str, str] | None:
+        """(membership, event_id) of the user's current membership in the room."""
+        rows = await self.db.execute(
+            "get_membership",
+            "SELECT membership, event_id FROM current_state_events WHERE room_id = ? AND type = 'm.room.member'"
+            " AND state_key = ?",
+            room_id, user_id,
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def get_members(self, room_id: str, memberships: tuple[str, ...] = ("join",)) -> list[str]:
+        marks = ", ".join("?" for _ in memberships)
+        rows = await self.db.execute(
+            "get_members",
+            "SELECT state_key FROM current_state_events WHERE room_id = ? AND type = 'm.room.member'"
+            f" AND membership IN ({marks}) ORDER BY state_key",
+            room_id, *memberships,
+        )
+        return [r[0] for r in rows]
+
+    async def forget(self, user_id: str, room_id: str) -> None:
+        def txn_fn(txn: Txn) -> None:
+            txn.execute("DELETE FROM room_forgotten WHERE user_id = ? AND room_id = ?", (user_id, room_id))
+            txn.execute("INSERT INTO room_forgotten (user_id, room_id) VALUES (?, ?)", (user_id, room_id))
+
+        await self.db.run_interaction("forget_room", txn_fn)
+
+    async def unforget(self, user_id: str, room_id: str) -> None:
+        await self.db.execute("unforget_room", "DELETE FROM room_forgotten WHERE user_id = ? AND room_id = ?", user_id, room_id)
+
+    async def is_forgotten(self, user_id: str, room_id: str) -> bool:
+        rows = await self.db.execute(
+            "is_forgotten", "SELECT 1 FROM room_forgotten WHERE user_id = ? AND room_id = ?", user_id, room_id
+        )
+        return bool(rows)

@@ -72,6 +72,11 @@ ROUTES: list[Endpoint] = [
     _client("joined_members", "/rooms/(?P<room_id>[^/]+)/joined_members", "GET", "any", "room:JoinedMembersServlet"),
     _client("messages", "/rooms/(?P<room_id>[^/]+)/messages", "GET", "room-sticky", "room:MessagesServlet"),
     _client("context", "/rooms/(?P<room_id>[^/]+)/context/(?P<event_id>[^/]+)", "GET", "any", "room:ContextServlet"),
+    # --- aliases and the room directory ----------------------------------------------------
+    _client("alias", "/directory/room/(?P<alias>[^/]+)", "GET PUT DELETE", "main", "directory:AliasServlet"),
+    _client("room_aliases", "/rooms/(?P<room_id>[^/]+)/aliases", "GET", "main", "directory:RoomAliasesServlet", CLIENT_V3_PREFIX),
+    _client("directory_visibility", "/directory/list/room/(?P<room_id>[^/]+)", "GET PUT", "main", "directory:DirectoryVisibilityServlet"),
+    _client("public_rooms", "/publicRooms", "GET POST", "any", "directory:PublicRoomsServlet"),
     # --- admin API -----------------------------------------------------------------------
     Endpoint("admin_register", "^/_synapse/admin/v1/register$", ("GET", "POST"), "client", "main", "homeserver.rest.admin.register:SharedSecretRegisterServlet"),
     # --- operations ----------------------------------------------------------------------

@@ -14,11 +14,13 @@ if TYPE_CHECKING:
     from homeserver.handlers.account import AccountHandler
     from homeserver.handlers.auth import AuthHandler
     from homeserver.handlers.devices import DeviceHandler
+    from homeserver.handlers.directory import DirectoryHandler
     from homeserver.handlers.membership import RoomMemberHandler
     from homeserver.handlers.message import EventCreationHandler
     from homeserver.handlers.register import RegistrationHandler
     from homeserver.handlers.room import RoomCreationHandler
     from homeserver.handlers.room_read import RoomReadHandler
+    from homeserver.handlers.room_summary import RoomSummaryHandler
     from homeserver.handlers.visibility import VisibilityHandler
     from homeserver.http.auth import Auth
     from homeserver.state.context import StateHandler
@@ -118,6 +120,18 @@ class HomeServer:
         from homeserver.handlers.room_read import RoomReadHandler
 
         return RoomReadHandler(self)
+
+    @cached_property
+    def directory_handler(self) -> "DirectoryHandler":
+        from homeserver.handlers.directory import DirectoryHandler
+
+        return DirectoryHandler(self)
+
+    @cached_property
+    def room_summary_handler(self) -> "RoomSummaryHandler":
+        from homeserver.handlers.room_summary import RoomSummaryHandler
+
+        return RoomSummaryHandler(self)
 
     def ratelimiter(self, key: str) -> Ratelimiter:
         """The process's limiter for one `rc_*` setting (e.g. `rc_login.address`)."""

@@ -37,9 +37,9 @@ def validate_event(event: Event) -> None:
 
 
 def _full_pdu(event: Event) -> dict[str, Any]:
-    pdu = event.get_pdu_json()
-    pdu.setdefault("event_id", event.event_id)
-    return pdu
+    """The PDU as sent over federation (`event_id` only in format 1), which is what the
+    size limit applies to."""
+    return event.get_pdu_json()
 
 
 def _bad(msg: str, errcode: str = "M_BAD_JSON") -> EventValidationError:

@@ -47,6 +47,8 @@ class EventCreationHandler:
                 if existing is not None:
                     return existing
             version = room_version or await self.get_room_version(room_id)
+            if event_dict["type"] == "m.room.canonical_alias" and event_dict.get("state_key") == "":
+                await self.hs.directory_handler.check_canonical_alias(room_id, event_dict.get("content", {}))
             event, context = await self._build(version, event_dict)
             context.txn = txn
             await self._persist(event, context)

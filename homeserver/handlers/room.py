@@ -60,6 +60,8 @@ class RoomCreationHandler:
             if await self.hs.stores.rooms.get_alias(alias):
                 raise MatrixError(400, "Room alias already taken", "M_ROOM_IN_USE")
         room_id = await self._allocate_room(user_id, version.identifier, config["visibility"] == "public")
+        if alias and not await self.hs.stores.rooms.create_alias(alias, room_id, user_id):
+            raise MatrixError(400, "Room alias already taken", "M_ROOM_IN_USE")
         send = self.hs.event_creation_handler.create_and_send
 
         async def state(etype: str, content: dict[str, Any], state_key: str = "") -> None:
@@ -94,8 +96,6 @@ class RoomCreationHandler:
             await state("m.room.name", {"name": config["name"]})
         if config["topic"] is not None:
             await state("m.room.topic", {"topic": config["topic"]})
-        if alias:
-            await self.hs.stores.rooms.create_alias(alias, room_id, user_id)
         for invitee in config["invite"]:
             await self.hs.membership_handler.update_membership(
                 requester, invitee, room_id, "invite", extra_content={"is_direct": True} if config["is_direct"] else None

@@ -125,3 +125,36 @@ class RoomStore:
             "get_aliases_for_room", "SELECT room_alias FROM room_aliases WHERE room_id = ? ORDER BY room_alias", room_id
         )
         return [r[0] for r in rows]
+
+    # --- summaries -------------------------------------------------------------------------
+
+    async def get_summary_state_ids(self, room_ids: list[str], types: list[str]) -> dict[str, dict[tuple[str, str], str]]:
+        """room -> {(type, state_key): event_id} of the given state types, for many rooms at once."""
+        if not room_ids:
+            return {}
+        rooms = ", ".join("?" for _ in room_ids)
+        kinds = ", ".join("?" for _ in types)
+        rows = await self.db.execute(
+            "get_summary_state_ids",
+            f"SELECT room_id, type, state_key, event_id FROM current_state_events WHERE room_id IN ({rooms})"
+            f" AND type IN ({kinds})",
+            *room_ids, *types,
+        )
+        result: dict[str, dict[tuple[str, str], str]] = {room_id: {} for room_id in room_ids}
+        for room_id, etype, state_key, event_id in rows:
+            result[room_id][(etype, state_key)] = event_id
+        return result
+
+    async def get_joined_counts(self, room_ids: list[str]) -> dict[str, int]:
+        if not room_ids:
+            return {}
+        rooms = ", ".join("?" for _ in room_ids)
+        rows = await self.db.execute(
+            "get_joined_counts",
+            "SELECT room_id, COUNT(*) FROM current_state_events WHERE type = 'm.room.member' AND membership = 'join'"
+            f" AND room_id IN ({rooms}) GROUP BY room_id",
+            *room_ids,
+        )
+        counts = {room_id: 0 for room_id in room_ids}
+        counts.update({room_id: int(count) for room_id, count in rows})
+        return counts

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 CLIENT_PREFIX = "^/_matrix/client/(?:api/v1|r0|v3|unstable)"
 CLIENT_V3_PREFIX = "^/_matrix/client/(?:r0|v3|unstable)"
+CLIENT_V1_PREFIX = "^/_matrix/client/(?:v1|unstable)"
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ ROUTES: list[Endpoint] = [
     _client("joined_members", "/rooms/(?P<room_id>[^/]+)/joined_members", "GET", "any", "room:JoinedMembersServlet"),
     _client("messages", "/rooms/(?P<room_id>[^/]+)/messages", "GET", "room-sticky", "room:MessagesServlet"),
     _client("context", "/rooms/(?P<room_id>[^/]+)/context/(?P<event_id>[^/]+)", "GET", "any", "room:ContextServlet"),
+    # --- relations and threads ---------------------------------------------------------------
+    _client("relations", "/rooms/(?P<room_id>[^/]+)/relations/(?P<event_id>[^/]+)(?:/(?P<rel_type>[^/]+)(?:/(?P<event_type>[^/]+))?)?",
+            "GET", "any", "relations:RelationsServlet", CLIENT_V1_PREFIX),
+    _client("threads", "/rooms/(?P<room_id>[^/]+)/threads", "GET", "any", "relations:ThreadsServlet", CLIENT_V1_PREFIX),
     # --- aliases and the room directory ----------------------------------------------------
     _client("alias", "/directory/room/(?P<alias>[^/]+)", "GET PUT DELETE", "main", "directory:AliasServlet"),
     _client("room_aliases", "/rooms/(?P<room_id>[^/]+)/aliases", "GET", "main", "directory:RoomAliasesServlet", CLIENT_V3_PREFIX),

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from homeserver.handlers.membership import RoomMemberHandler
     from homeserver.handlers.message import EventCreationHandler
     from homeserver.handlers.register import RegistrationHandler
+    from homeserver.handlers.relations import RelationsHandler
     from homeserver.handlers.room import RoomCreationHandler
     from homeserver.handlers.room_read import RoomReadHandler
     from homeserver.handlers.room_summary import RoomSummaryHandler
@@ -132,6 +133,12 @@ class HomeServer:
         from homeserver.handlers.room_summary import RoomSummaryHandler
 
         return RoomSummaryHandler(self)
+
+    @cached_property
+    def relations_handler(self) -> "RelationsHandler":
+        from homeserver.handlers.relations import RelationsHandler
+
+        return RelationsHandler(self)
 
     def ratelimiter(self, key: str) -> Ratelimiter:
         """The process's limiter for one `rc_*` setting (e.g. `rc_login.address`)."""

@@ -16,6 +16,13 @@ reaches the same state as its peers:
   auth ancestors, so an event that both states hold is never part of the auth difference;
 - `m.room.create` counts as a power event (it is sorted with them rather than by mainline).
 
+Where the spec is explicit it is followed, although Synapse reads it more narrowly: the power
+events are sorted together with every conflicted event in their *full* auth chain, and an
+event is ordered after all of those ancestors, also when the auth links between them pass
+through events outside the full conflicted set. (Synapse follows only direct auth links
+between conflicted events; the two differ only when a conflicted value lies in the auth chain of
+every state, as after a state reset. `power_event_graph(..., deep=False)` is that variant.)
+
 Events are looked up in the caller's `event_map`, and fetched through `fetch_events` (in
 batches, one call per generation of auth ancestors) when missing; fetched events are added
 to `event_map`. There is no other I/O. Events marked rejected are never admitted to the
@@ -359,7 +366,7 @@ class _MainlinePositions:
         while current is not None and current not in self._known and current not in walked:
             walked.append(current)
             current = _power_levels_cited(_known(self._cache, current), self._cache)
-        position = self._known.get(current, self._beyond) if current else self._beyond
+        position = self._beyond if current is None else self._known.get(current, self._beyond)
         for power_levels_id in walked:
             self._known[power_levels_id] = position
         return position

@@ -5,7 +5,13 @@ from typing import Any
 
 from homeserver.http.errors import MatrixError
 from homeserver.http.server import HomeserverRequest
-from homeserver.http.servlet import RestServlet, body_field, parse_integer, parse_json_object, parse_string
+from homeserver.http.servlet import (
+    RestServlet,
+    body_field,
+    parse_integer,
+    parse_json_object,
+    parse_string,
+)
 
 
 class AliasServlet(RestServlet):

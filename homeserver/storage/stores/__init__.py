@@ -5,6 +5,7 @@ from homeserver.storage.id_generators import StreamIdGenerator
 from homeserver.storage.stores.devices import DeviceStore
 from homeserver.storage.stores.events import EventsStore
 from homeserver.storage.stores.registration import RegistrationStore
+from homeserver.storage.stores.relations import RelationsStore
 from homeserver.storage.stores.roommember import RoomMemberStore
 from homeserver.storage.stores.rooms import RoomStore
 from homeserver.storage.stores.state import StateStore
@@ -28,6 +29,7 @@ class Stores:
         self.state = StateStore(db)
         self.rooms = RoomStore(db)
         self.members = RoomMemberStore(db)
+        self.relations = RelationsStore(db)
 
     async def load(self) -> None:
         """Load stream positions; call once the schema is ready."""

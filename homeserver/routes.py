@@ -77,6 +77,12 @@ ROUTES: list[Endpoint] = [
     _client("relations", "/rooms/(?P<room_id>[^/]+)/relations/(?P<event_id>[^/]+)(?:/(?P<rel_type>[^/]+)(?:/(?P<event_type>[^/]+))?)?",
             "GET", "any", "relations:RelationsServlet", CLIENT_V1_PREFIX),
     _client("threads", "/rooms/(?P<room_id>[^/]+)/threads", "GET", "any", "relations:ThreadsServlet", CLIENT_V1_PREFIX),
+    # --- spaces and previews ------------------------------------------------------------------
+    _client("hierarchy", "/rooms/(?P<room_id>[^/]+)/hierarchy", "GET", "any", "hierarchy:HierarchyServlet", CLIENT_V1_PREFIX),
+    _client("room_summary", "/room_summary/(?P<room>[^/]+)", "GET", "any", "hierarchy:RoomSummaryServlet",
+            "^/_matrix/client/(?:v1|unstable/im.nheko.summary)"),
+    _client("room_summary_unstable", "/rooms/(?P<room>[^/]+)/summary", "GET", "any", "hierarchy:RoomSummaryServlet",
+            "^/_matrix/client/unstable/im.nheko.summary"),
     # --- aliases and the room directory ----------------------------------------------------
     _client("alias", "/directory/room/(?P<alias>[^/]+)", "GET PUT DELETE", "main", "directory:AliasServlet"),
     _client("room_aliases", "/rooms/(?P<room_id>[^/]+)/aliases", "GET", "main", "directory:RoomAliasesServlet", CLIENT_V3_PREFIX),

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from homeserver.handlers.auth import AuthHandler
     from homeserver.handlers.devices import DeviceHandler
     from homeserver.handlers.directory import DirectoryHandler
+    from homeserver.handlers.hierarchy import HierarchyHandler
     from homeserver.handlers.membership import RoomMemberHandler
     from homeserver.handlers.message import EventCreationHandler
     from homeserver.handlers.register import RegistrationHandler
@@ -139,6 +140,12 @@ class HomeServer:
         from homeserver.handlers.relations import RelationsHandler
 
         return RelationsHandler(self)
+
+    @cached_property
+    def hierarchy_handler(self) -> "HierarchyHandler":
+        from homeserver.handlers.hierarchy import HierarchyHandler
+
+        return HierarchyHandler(self)
 
     def ratelimiter(self, key: str) -> Ratelimiter:
         """The process's limiter for one `rc_*` setting (e.g. `rc_login.address`)."""

@@ -77,6 +77,7 @@ ROUTES: list[Endpoint] = [
     _client("relations", "/rooms/(?P<room_id>[^/]+)/relations/(?P<event_id>[^/]+)(?:/(?P<rel_type>[^/]+)(?:/(?P<event_type>[^/]+))?)?",
             "GET", "any", "relations:RelationsServlet", CLIENT_V1_PREFIX),
     _client("threads", "/rooms/(?P<room_id>[^/]+)/threads", "GET", "any", "relations:ThreadsServlet", CLIENT_V1_PREFIX),
+    _client("search", "/search", "POST", "any", "search:SearchServlet"),
     # --- spaces and previews ------------------------------------------------------------------
     _client("hierarchy", "/rooms/(?P<room_id>[^/]+)/hierarchy", "GET", "any", "hierarchy:HierarchyServlet", CLIENT_V1_PREFIX),
     _client("room_summary", "/room_summary/(?P<room>[^/]+)", "GET", "any", "hierarchy:RoomSummaryServlet",

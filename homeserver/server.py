@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from homeserver.handlers.room import RoomCreationHandler
     from homeserver.handlers.room_read import RoomReadHandler
     from homeserver.handlers.room_summary import RoomSummaryHandler
+    from homeserver.handlers.search import SearchHandler
     from homeserver.handlers.visibility import VisibilityHandler
     from homeserver.http.auth import Auth
     from homeserver.state.context import StateHandler
@@ -146,6 +147,12 @@ class HomeServer:
         from homeserver.handlers.hierarchy import HierarchyHandler
 
         return HierarchyHandler(self)
+
+    @cached_property
+    def search_handler(self) -> "SearchHandler":
+        from homeserver.handlers.search import SearchHandler
+
+        return SearchHandler(self)
 
     def ratelimiter(self, key: str) -> Ratelimiter:
         """The process's limiter for one `rc_*` setting (e.g. `rc_login.address`)."""

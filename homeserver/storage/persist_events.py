@@ -18,6 +18,7 @@ from homeserver.events.event import Event
 from homeserver.storage.database import Database, Txn
 from homeserver.storage.id_generators import StreamIdGenerator
 from homeserver.storage.stores.events import EventsStore, in_list
+from homeserver.storage.stores.search import delete_search_txn, store_search_txn
 from homeserver.storage.stores.state import StateKey, StateStore
 
 logger = logging.getLogger(__name__)
@@ -169,6 +170,8 @@ class EventsPersister:
                 txn.execute("DELETE FROM room_forgotten WHERE user_id = ? AND room_id = ?", (event.state_key, event.room_id))
         if event.type == "m.room.redaction" and event.redacts:
             txn.execute("INSERT INTO redactions (event_id, redacts) VALUES (?, ?)", (event.event_id, event.redacts))
+            delete_search_txn(txn, event.redacts)
+        store_search_txn(txn, event, ordering)
         relation = event.content.get("m.relates_to")
         if isinstance(relation, dict) and isinstance(relation.get("event_id"), str) and isinstance(relation.get("rel_type"), str):
             txn.execute(

@@ -8,6 +8,7 @@ from homeserver.storage.stores.registration import RegistrationStore
 from homeserver.storage.stores.relations import RelationsStore
 from homeserver.storage.stores.roommember import RoomMemberStore
 from homeserver.storage.stores.rooms import RoomStore
+from homeserver.storage.stores.search import SearchStore
 from homeserver.storage.stores.state import StateStore
 from homeserver.storage.stores.ui_auth import UIAuthStore
 
@@ -30,6 +31,7 @@ class Stores:
         self.rooms = RoomStore(db)
         self.members = RoomMemberStore(db)
         self.relations = RelationsStore(db)
+        self.search = SearchStore(db)
 
     async def load(self) -> None:
         """Load stream positions; call once the schema is ready."""

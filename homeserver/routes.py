@@ -78,6 +78,11 @@ ROUTES: list[Endpoint] = [
             "GET", "any", "relations:RelationsServlet", CLIENT_V1_PREFIX),
     _client("threads", "/rooms/(?P<room_id>[^/]+)/threads", "GET", "any", "relations:ThreadsServlet", CLIENT_V1_PREFIX),
     _client("search", "/search", "POST", "any", "search:SearchServlet"),
+    _client("upgrade", "/rooms/(?P<room_id>[^/]+)/upgrade", "POST", "main", "room_extras:UpgradeServlet"),
+    _client("report_event", "/rooms/(?P<room_id>[^/]+)/report/(?P<event_id>[^/]+)", "POST", "main", "room_extras:ReportEventServlet"),
+    _client("report_room", "/rooms/(?P<room_id>[^/]+)/report", "POST", "main", "room_extras:ReportRoomServlet", CLIENT_V3_PREFIX),
+    _client("timestamp_to_event", "/rooms/(?P<room_id>[^/]+)/timestamp_to_event", "GET", "any",
+            "room_extras:TimestampToEventServlet", CLIENT_V1_PREFIX),
     # --- spaces and previews ------------------------------------------------------------------
     _client("hierarchy", "/rooms/(?P<room_id>[^/]+)/hierarchy", "GET", "any", "hierarchy:HierarchyServlet", CLIENT_V1_PREFIX),
     _client("room_summary", "/room_summary/(?P<room>[^/]+)", "GET", "any", "hierarchy:RoomSummaryServlet",

@@ -20,10 +20,12 @@ if TYPE_CHECKING:
     from homeserver.handlers.message import EventCreationHandler
     from homeserver.handlers.register import RegistrationHandler
     from homeserver.handlers.relations import RelationsHandler
+    from homeserver.handlers.reports import ReportHandler
     from homeserver.handlers.room import RoomCreationHandler
     from homeserver.handlers.room_read import RoomReadHandler
     from homeserver.handlers.room_summary import RoomSummaryHandler
     from homeserver.handlers.search import SearchHandler
+    from homeserver.handlers.upgrade import RoomUpgradeHandler
     from homeserver.handlers.visibility import VisibilityHandler
     from homeserver.http.auth import Auth
     from homeserver.state.context import StateHandler
@@ -153,6 +155,18 @@ class HomeServer:
         from homeserver.handlers.search import SearchHandler
 
         return SearchHandler(self)
+
+    @cached_property
+    def room_upgrade_handler(self) -> "RoomUpgradeHandler":
+        from homeserver.handlers.upgrade import RoomUpgradeHandler
+
+        return RoomUpgradeHandler(self)
+
+    @cached_property
+    def report_handler(self) -> "ReportHandler":
+        from homeserver.handlers.reports import ReportHandler
+
+        return ReportHandler(self)
 
     def ratelimiter(self, key: str) -> Ratelimiter:
         """The process's limiter for one `rc_*` setting (e.g. `rc_login.address`)."""

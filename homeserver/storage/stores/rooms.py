@@ -158,3 +158,25 @@ class RoomStore:
         counts = {room_id: 0 for room_id in room_ids}
         counts.update({room_id: int(count) for room_id, count in rows})
         return counts
+
+    # --- reports ---------------------------------------------------------------------------
+
+    async def add_report(self, room_id: str, event_id: str, user_id: str, reason: str | None, content: str) -> None:
+        """Store a user's report of an event (or of the room, with an empty event id)."""
+        import secrets
+
+        report_id = now_ms() * 1000 + secrets.randbelow(1000)
+        await self.db.execute(
+            "add_report",
+            "INSERT INTO event_reports (id, received_ts, room_id, event_id, user_id, reason, content)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            report_id, now_ms(), room_id, event_id, user_id, reason, content,
+        )
+
+    async def get_reports(self) -> list[dict[str, object]]:
+        rows = await self.db.execute(
+            "get_reports",
+            "SELECT id, received_ts, room_id, event_id, user_id, reason, content FROM event_reports ORDER BY id",
+        )
+        keys = ("id", "received_ts", "room_id", "event_id", "user_id", "reason", "content")
+        return [dict(zip(keys, row, strict=True)) for row in rows]

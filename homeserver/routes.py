@@ -120,3 +120,27 @@ def endpoints_for(resources: set[str], is_main: bool, instance_name: str, stream
         in_listener = endpoint.resource in resources or (endpoint.resource == "health" and HEALTH_ON_EVERY_LISTENER)
         if in_listener and can_run_on(endpoint, is_main, instance_name, stream_writers):
             yield endpoint
+
+
+def endpoint_table_markdown() -> str:
+    """The route table as a Markdown table (docs/endpoints.md is generated from this)."""
+    lines = [
+        "# Endpoints",
+        "",
+        "Generated from `homeserver/routes.py` by `python -m homeserver.routes > docs/endpoints.md`;",
+        "a test fails when this file is out of date.",
+        "",
+        "Placement: `any` = main and generic workers; `main` = main process only; `room-sticky` = any",
+        "process, but a reverse proxy should send all requests of one room to the same one.",
+        "",
+        "| name | methods | resource | placement | path regex |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for e in ROUTES:
+        pattern = e.pattern.replace("|", "\\|")
+        lines.append(f"| {e.name} | {' '.join(e.methods)} | {e.resource} | {e.placement} | `{pattern}` |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(endpoint_table_markdown(), end="")

@@ -126,13 +126,17 @@ class DirectoryHandler:
             raise forbidden("You don't have permission to change the room's directory visibility")
         await self.rooms.set_room_is_public(room_id, visibility == "public")
 
-    async def public_rooms(self, limit: int | None, since: str | None, search: str | None) -> dict[str, Any]:
+    async def public_rooms(
+        self, limit: int | None, since: str | None, search: str | None, room_types: list[str | None] | None = None,
+    ) -> dict[str, Any]:
         room_ids = await self.rooms.get_public_room_ids()
         summaries = await self.hs.room_summary_handler.summaries(room_ids)
         chunk = sorted(summaries.values(), key=lambda s: (-s["num_joined_members"], s["room_id"]))
         for entry in chunk:
             entry.pop("encryption", None)
             entry.pop("room_version", None)
+        if room_types is not None:
+            chunk = [s for s in chunk if s.get("room_type") in room_types]
         if search:
             needle = search.lower()
             chunk = [

@@ -40,6 +40,8 @@ class RelationsHandler:
         limit = max(1, min(limit, MAX_LIMIT))
         start = await read._resolve_token(room_id, from_token) if from_token else None
         bound = await read._resolve_token(room_id, to_token) if to_token else None
+        if bound is not None:  # Tokens sit at an event: `to` includes it, as `from` excludes it.
+            bound = TopologicalPosition(bound.topological, bound.stream + (-1 if backwards else 1))
         before, after = (start, bound) if backwards else (bound, start)
         parents = [event_id]
         if recurse:

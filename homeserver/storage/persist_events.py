@@ -99,10 +99,11 @@ class EventsPersister:
         pdu.pop("unsigned", None)
         txn.execute(
             "INSERT INTO events (stream_ordering, topological_ordering, event_id, room_id, type, state_key,"
-            " sender, origin_server_ts, instance_name, json, rejected_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " sender, origin_server_ts, instance_name, json, rejected_reason, replaces_state)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (ordering, event.depth, event.event_id, event.room_id, event.type, event.state_key, event.sender,
              event.origin_server_ts, self.ids.instance_name, encode_canonical_json(pdu).decode("utf-8"),
-             event.rejected_reason),
+             event.rejected_reason, context.state_before.get(event.state_key_tuple) if event.is_state() else None),
         )
         txn.execute_many("INSERT INTO event_edges (event_id, prev_event_id) VALUES (?, ?)",
                          [(event.event_id, p) for p in event.prev_event_ids()])
@@ -171,6 +172,8 @@ class EventsPersister:
         if event.type == "m.room.redaction" and event.redacts:
             txn.execute("INSERT INTO redactions (event_id, redacts) VALUES (?, ?)", (event.event_id, event.redacts))
             delete_search_txn(txn, event.redacts)
+            # Redaction strips `m.relates_to`: the redacted event no longer relates to anything.
+            txn.execute("DELETE FROM event_relations WHERE event_id = ?", (event.redacts,))
         store_search_txn(txn, event, ordering)
         relation = event.content.get("m.relates_to")
         if isinstance(relation, dict) and isinstance(relation.get("event_id"), str) and isinstance(relation.get("rel_type"), str):

@@ -72,4 +72,9 @@ class PublicRoomsServlet(RestServlet):
         term = search_filter.get("generic_search_term")
         if term is not None and not isinstance(term, str):
             raise MatrixError(400, "filter.generic_search_term must be a string", "M_BAD_JSON")
-        return 200, await self.hs.directory_handler.public_rooms(limit, since, term)
+        room_types = search_filter.get("room_types")
+        if room_types is not None and (
+            not isinstance(room_types, list) or not all(t is None or isinstance(t, str) for t in room_types)
+        ):
+            raise MatrixError(400, "filter.room_types must be a list of strings or nulls", "M_BAD_JSON")
+        return 200, await self.hs.directory_handler.public_rooms(limit, since, term, room_types)

@@ -63,18 +63,35 @@ class EventsStore:
             clause, args = in_list("e.event_id", chunk)
             txn.execute(
                 "SELECT e.event_id, e.json, r.room_version, e.rejected_reason, e.stream_ordering,"
-                " e.topological_ordering FROM events AS e JOIN rooms AS r ON r.room_id = e.room_id"
+                " e.topological_ordering, e.replaces_state FROM events AS e JOIN rooms AS r ON r.room_id = e.room_id"
                 f" WHERE {clause}",
                 args,
             )
-            for event_id, pdu_json, version, rejected, stream, topo in txn.fetchall():
+            for event_id, pdu_json, version, rejected, stream, topo, replaces in txn.fetchall():
                 event = Event(json.loads(pdu_json), KNOWN_ROOM_VERSIONS[version], event_id)
                 event.rejected_reason = rejected
                 event.internal_metadata["stream_ordering"] = int(stream)
                 event.internal_metadata["topological_ordering"] = int(topo)
+                if replaces:
+                    event.unsigned["replaces_state"] = replaces
                 result[event_id] = event
+        self._add_prev_content_txn(txn, result)
         self._apply_redactions_txn(txn, result)
         return result
+
+    def _add_prev_content_txn(self, txn: Txn, events: dict[str, Event]) -> None:
+        """`unsigned.prev_content` and `prev_sender` of state events, from the event they replaced."""
+        replaced = {e.unsigned["replaces_state"]: e for e in events.values() if "replaces_state" in e.unsigned}
+        if not replaced:
+            return
+        clause, args = in_list("event_id", list(replaced))
+        txn.execute(f"SELECT event_id, json FROM events WHERE {clause}", args)
+        by_id = {event_id: json.loads(pdu_json) for event_id, pdu_json in txn.fetchall()}
+        for event in events.values():
+            previous = by_id.get(event.unsigned.get("replaces_state", ""))
+            if previous is not None:
+                event.unsigned["prev_content"] = previous.get("content", {})
+                event.unsigned["prev_sender"] = previous.get("sender")
 
     def _apply_redactions_txn(self, txn: Txn, events: dict[str, Event]) -> None:
         if not events:
@@ -148,11 +165,11 @@ class EventsStore:
         clauses = ["room_id = ?", "rejected_reason IS NULL"]
         args: list[Any] = [room_id]
         if before is not None:
-            clauses.append("(topological_ordering < ? OR (topological_ordering = ? AND stream_ordering < ?))")
-            args += [before.topological, before.topological, before.stream]
+            clauses.append("(topological_ordering, stream_ordering) < (?, ?)")
+            args += [before.topological, before.stream]
         if after is not None:
-            clauses.append("(topological_ordering > ? OR (topological_ordering = ? AND stream_ordering > ?))")
-            args += [after.topological, after.topological, after.stream]
+            clauses.append("(topological_ordering, stream_ordering) > (?, ?)")
+            args += [after.topological, after.stream]
         for column, values, negate in (("type", types, False), ("type", not_types, True),
                                        ("sender", senders, False), ("sender", not_senders, True)):
             if values:

@@ -25,15 +25,16 @@ class RelationsStore:
             clauses.append("e.type = ?")
             args.append(event_type)
         if before is not None:
-            clauses.append("(e.topological_ordering < ? OR (e.topological_ordering = ? AND e.stream_ordering < ?))")
-            args += [before.topological, before.topological, before.stream]
+            clauses.append("(e.topological_ordering, e.stream_ordering) < (?, ?)")
+            args += [before.topological, before.stream]
         if after is not None:
-            clauses.append("(e.topological_ordering > ? OR (e.topological_ordering = ? AND e.stream_ordering > ?))")
-            args += [after.topological, after.topological, after.stream]
+            clauses.append("(e.topological_ordering, e.stream_ordering) > (?, ?)")
+            args += [after.topological, after.stream]
         order = "DESC" if backwards else "ASC"
         rows = await self.db.execute(
             "get_relation_children",
             "SELECT e.event_id FROM event_relations AS r JOIN events AS e ON e.event_id = r.event_id"
+            " JOIN events AS p ON p.event_id = r.relates_to_id AND p.room_id = e.room_id"
             f" WHERE {' AND '.join(clauses)} ORDER BY e.topological_ordering {order}, e.stream_ordering {order} LIMIT ?",
             *args, limit,
         )
@@ -47,7 +48,8 @@ class RelationsStore:
         rows = await self.db.execute(
             "get_thread_summaries",
             "SELECT r.relates_to_id, COUNT(*), MAX(e.stream_ordering) FROM event_relations AS r"
-            f" JOIN events AS e ON e.event_id = r.event_id WHERE {clause} AND r.relation_type = 'm.thread'"
+            f" JOIN events AS e ON e.event_id = r.event_id JOIN events AS p ON p.event_id = r.relates_to_id"
+            f" WHERE {clause} AND r.relation_type = 'm.thread' AND p.room_id = e.room_id"
             " AND e.rejected_reason IS NULL GROUP BY r.relates_to_id",
             *args,
         )

@@ -26,7 +26,9 @@ CREATE TABLE events (
     instance_name TEXT NOT NULL,
     -- The PDU as canonical JSON, stored once and served from here.
     json TEXT NOT NULL,
-    rejected_reason TEXT
+    rejected_reason TEXT,
+    -- For state events: the event this one replaced in the room state (for prev_content).
+    replaces_state TEXT
 );
 CREATE INDEX events_room_stream ON events (room_id, stream_ordering);
 CREATE INDEX events_room_topological ON events (room_id, topological_ordering, stream_ordering);

@@ -56,6 +56,11 @@ ROUTES: list[Endpoint] = [
     _client("devices", "/devices", "GET", "any", "devices:DevicesServlet", CLIENT_V3_PREFIX),
     _client("device", "/devices/(?P<device_id>[^/]+)", "GET PUT DELETE", "main", "devices:DeviceServlet", CLIENT_V3_PREFIX),
     _client("delete_devices", "/delete_devices", "POST", "main", "devices:DeleteDevicesServlet", CLIENT_V3_PREFIX),
+    # --- sync ------------------------------------------------------------------------------
+    Endpoint("sync", "^/_matrix/client/(?:r0|v3)/sync$", ("GET",), "client", "main", "homeserver.rest.client.sync:SyncServlet",
+             balance="access_token"),
+    _client("filter_upload", "/user/(?P<user_id>[^/]+)/filter", "POST", "any", "sync:FilterUploadServlet", CLIENT_V3_PREFIX),
+    _client("filter", "/user/(?P<user_id>[^/]+)/filter/(?P<filter_id>[^/]+)", "GET", "any", "sync:FilterServlet", CLIENT_V3_PREFIX),
     # --- rooms: writes stay on main until event creation can reach a remote persister -----
     _client("create_room", "/createRoom", "POST", "main", "room:CreateRoomServlet"),
     _client("join", "/join/(?P<room>[^/]+)", "POST", "main", "room:JoinServlet"),

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from homeserver.handlers.auth import AuthHandler
     from homeserver.handlers.devices import DeviceHandler
     from homeserver.handlers.directory import DirectoryHandler
+    from homeserver.handlers.filtering import FilterHandler
     from homeserver.handlers.hierarchy import HierarchyHandler
     from homeserver.handlers.membership import RoomMemberHandler
     from homeserver.handlers.message import EventCreationHandler
@@ -25,9 +26,11 @@ if TYPE_CHECKING:
     from homeserver.handlers.room_read import RoomReadHandler
     from homeserver.handlers.room_summary import RoomSummaryHandler
     from homeserver.handlers.search import SearchHandler
+    from homeserver.handlers.sync import SyncHandler
     from homeserver.handlers.upgrade import RoomUpgradeHandler
     from homeserver.handlers.visibility import VisibilityHandler
     from homeserver.http.auth import Auth
+    from homeserver.notifier import Notifier
     from homeserver.state.context import StateHandler
     from homeserver.storage.persist_events import EventsPersister
 
@@ -167,6 +170,26 @@ class HomeServer:
         from homeserver.handlers.reports import ReportHandler
 
         return ReportHandler(self)
+
+    @cached_property
+    def notifier(self) -> "Notifier":
+        from homeserver.notifier import Notifier
+
+        notifier = Notifier(lambda: self.sync_handler.current_token(), self.stores.event_ids.get_current_token())
+        self.events_persister.on_persisted.append(notifier.on_new_room_events)
+        return notifier
+
+    @cached_property
+    def sync_handler(self) -> "SyncHandler":
+        from homeserver.handlers.sync import SyncHandler
+
+        return SyncHandler(self)
+
+    @cached_property
+    def filter_handler(self) -> "FilterHandler":
+        from homeserver.handlers.filtering import FilterHandler
+
+        return FilterHandler(self)
 
     def ratelimiter(self, key: str) -> Ratelimiter:
         """The process's limiter for one `rc_*` setting (e.g. `rc_login.address`)."""

@@ -122,6 +122,7 @@ async def start(hs: HomeServer, pid_file: str | None, on_started: Callable[[list
     try:
         await prepare_database(hs.database, hs.is_main)
         await hs.stores.load()
+        hs.notifier  # noqa: B018 - built now so it sees every event persisted from here on
         opened = start_listeners(hs)
     except (SchemaError, StartupError) as e:
         logger.error("%s", e)

@@ -40,6 +40,7 @@ class HierarchyHandler:
                 "type": event.type, "state_key": event.state_key, "content": event.content,
                 "sender": event.sender, "origin_server_ts": event.origin_server_ts,
             })
+        children.sort(key=_child_order)
         return children
 
     async def get_hierarchy(
@@ -62,7 +63,8 @@ class HierarchyHandler:
             summary = (await summaries.summaries([current])).get(current)
             if summary is None or not await self._is_accessible(user_id, current, summary):
                 continue
-            children = await self._children_state(current)
+            # Only a space has children; m.space.child events in other rooms mean nothing.
+            children = await self._children_state(current) if summary.get("room_type") == "m.space" else []
             if index >= skip:
                 summary.pop("encryption", None)
                 rooms.append({**summary, "children_state": children})
@@ -91,6 +93,15 @@ class HierarchyHandler:
             membership = await self.hs.stores.members.get_membership(room_id, user_id)
             summary["membership"] = membership[0] if membership else "leave"
         return summary
+
+
+def _child_order(child: dict[str, Any]) -> tuple[bool, str, int, str]:
+    """Spaces' ordering of children: by a valid `order`, those without last, then by the
+    m.space.child event's timestamp, then by room id."""
+    order = child["content"].get("order")
+    if not isinstance(order, str) or not 0 < len(order) <= 50 or any(not 0x20 <= ord(c) <= 0x7E for c in order):
+        order = None
+    return order is None, order or "", child["origin_server_ts"], child["state_key"]
 
 
 def _parse_offset(token: str | None) -> int:

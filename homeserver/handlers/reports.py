@@ -24,6 +24,8 @@ class ReportHandler:
         await self._store(user_id, room_id, event_id, body)
 
     async def report_room(self, user_id: str, room_id: str, body: dict[str, Any]) -> None:
+        if not isinstance(body.get("reason"), str):
+            raise MatrixError(400, "reason is required and must be a string", "M_BAD_JSON")
         if await self.hs.stores.rooms.get_room_version(room_id) is None:
             raise not_found("Room not found")
         await self._store(user_id, room_id, "", body)

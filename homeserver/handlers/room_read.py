@@ -164,13 +164,16 @@ class RoomReadHandler:
         await self._check_can_read_history(user_id, room_id)
         backwards = direction == "b"
         limit = max(0, min(limit, MAX_LIMIT))
+        if from_token is None and backwards:
+            # From the end of the room: a token for the present, usable later (`to`, `at`, dir=f).
+            from_token = f"s{await self.stores.events.get_max_stream_ordering()}"
         start = await self._resolve_token(room_id, from_token) if from_token else None
         end_bound = await self._resolve_token(room_id, to_token) if to_token else None
         if start is None:
-            start = TopologicalPosition(2**62, 2**62) if backwards else TopologicalPosition(0, 0)
+            start = TopologicalPosition(0, 0)
+        if end_bound is not None:  # Tokens sit at an event: `to` includes it, as `from` excludes it.
+            end_bound = TopologicalPosition(end_bound.topological, end_bound.stream + (-1 if backwards else 1))
         before, after = (start, end_bound) if backwards else (end_bound, start)
-        if not backwards and end_bound is not None:
-            before = TopologicalPosition(end_bound.topological, end_bound.stream + 1)
         ids = await self.stores.events.get_room_timeline(
             room_id, before, after, backwards, limit, event_filter.types, event_filter.not_types,
             event_filter.senders, event_filter.not_senders,
@@ -213,7 +216,9 @@ class RoomReadHandler:
         visibility = self.hs.visibility_handler
         before = await visibility.filter_events_for_user(user_id, [fetched[i] for i in before_ids if i in fetched])
         after = await visibility.filter_events_for_user(user_id, [fetched[i] for i in after_ids if i in fetched])
-        state_ids = (await self.stores.state.get_state_after_events([event_id])).get(event_id, {})
+        # The state at the last event returned, as the spec says (and Synapse does).
+        last_id = after[-1].event_id if after else event_id
+        state_ids = (await self.stores.state.get_state_after_events([last_id])).get(last_id, {})
         state_events = await store.get_events(state_ids.values())
         return {
             "event": self.serialize([event])[0],

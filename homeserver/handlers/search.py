@@ -4,6 +4,7 @@ by recency, with optional event context, groupings and room state."""
 from typing import TYPE_CHECKING, Any
 
 from homeserver.events.serialize import serialize_event
+from homeserver.handlers.room_read import _position, encode_token
 from homeserver.http.errors import MatrixError
 from homeserver.storage.stores.search import SEARCHABLE, search_words
 from homeserver.util.clock import now_ms
@@ -93,11 +94,15 @@ class SearchHandler:
         before = min(int(options.get("before_limit", 5)), 20)
         after = min(int(options.get("after_limit", 5)), 20)
         read = self.hs.room_read_handler
-        context = await read.get_context(user_id, room_id, event_id, before + after, _no_filter())
-        result = {
-            "events_before": context["events_before"][:before], "events_after": context["events_after"][:after],
-            "start": context["start"], "end": context["end"],
-        }
+        # get_context splits its limit evenly around the event; ask for enough on both sides.
+        context = await read.get_context(user_id, room_id, event_id, 2 * max(before, after), _no_filter())
+        events_before, events_after = context["events_before"][:before], context["events_after"][:after]
+        # The tokens sit at the outermost events returned (or at the result itself).
+        edges = [events_before[-1]["event_id"] if events_before else event_id,
+                 events_after[-1]["event_id"] if events_after else event_id]
+        fetched = await self.hs.stores.events.get_events(edges)
+        start, end = (encode_token(_position(fetched[e])) for e in edges)
+        result = {"events_before": events_before, "events_after": events_after, "start": start, "end": end}
         if options.get("include_profile"):
             result["profile_info"] = {}
         return result

@@ -45,6 +45,8 @@ class RoomUpgradeHandler:
         })
         await self._create_new_room(requester, new_room_id, new_version.identifier, old_room_id, tombstone.event_id, by_key)
         await self._move_aliases(requester, old_room_id, new_room_id, by_key)
+        if old_room and old_room.is_public:  # The new room takes the old one's place in the directory.
+            await stores.rooms.set_room_is_public(old_room_id, False)
         await self._restrict_old_room(requester, old_room_id, by_key)
         return new_room_id
 

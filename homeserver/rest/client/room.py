@@ -20,9 +20,10 @@ from homeserver.http.servlet import (
 from homeserver.util.clock import now_ms
 
 
-def _txn(requester: Requester, txn_id: str) -> tuple[str, str, str]:
-    """Transaction ids are scoped to the device (or the token when there is none)."""
-    return requester.user_id, requester.device_id or requester.access_token, txn_id
+def _txn(requester: Requester, txn_id: str, endpoint: str) -> tuple[str, str, str]:
+    """Transaction ids are scoped to the device (or the token when there is none) and the
+    endpoint: the same id on another path (room, event type, redacted event) is a new request."""
+    return requester.user_id, f"{requester.device_id or requester.access_token} {endpoint}", txn_id
 
 
 class CreateRoomServlet(RestServlet):
@@ -96,7 +97,7 @@ class SendEventServlet(RestServlet):
         self.ratelimiter.check(requester.user_id)
         event = await self.hs.event_creation_handler.create_and_send(
             {"type": event_type, "room_id": room_id, "sender": requester.user_id, "content": content},
-            txn=_txn(requester, txn_id),
+            txn=_txn(requester, txn_id, f"send/{room_id}/{event_type}"),
         )
         return 200, {"event_id": event.event_id}
 
@@ -106,7 +107,7 @@ class RedactServlet(RestServlet):
         requester = await self.hs.auth.get_user_by_req(request)
         content = parse_json_object(request, allow_empty=True)
         body_field(content, "reason", str, required=False)
-        event = await self.hs.event_creation_handler.redact(requester, room_id, event_id, content, _txn(requester, txn_id))
+        event = await self.hs.event_creation_handler.redact(requester, room_id, event_id, content, _txn(requester, txn_id, f"redact/{room_id}/{event_id}"))
         return 200, {"event_id": event.event_id}
 
 

@@ -6,4 +6,4 @@ needs. Only the main process migrates; every other process checks and refuses to
 mismatch.
 """
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4

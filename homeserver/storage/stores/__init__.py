@@ -3,7 +3,8 @@
 from homeserver.storage.database import Database
 from homeserver.storage.id_generators import StreamIdGenerator
 from homeserver.storage.stores.devices import DeviceStore
-from homeserver.storage.stores.events import EventsStore
+from homeserver.storage.stores.events import EventsStore, TimelineStore
+from homeserver.storage.stores.filters import FilterStore
 from homeserver.storage.stores.registration import RegistrationStore
 from homeserver.storage.stores.relations import RelationsStore
 from homeserver.storage.stores.roommember import RoomMemberStore
@@ -32,6 +33,8 @@ class Stores:
         self.members = RoomMemberStore(db)
         self.relations = RelationsStore(db)
         self.search = SearchStore(db)
+        self.timeline = TimelineStore(db)
+        self.filters = FilterStore(db)
 
     async def load(self) -> None:
         """Load stream positions; call once the schema is ready."""

@@ -205,3 +205,64 @@ def _client_dict(event: Event) -> dict[str, Any]:
     if event.redacts:
         body["redacts"] = event.redacts
     return body
+
+
+class TimelineStore:
+    """Set-based timeline reads for /sync: one query for all rooms, never one per room."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def get_recent_event_ids(
+        self, room_ids: list[str], after: int | None, upto: int, limit: int
+    ) -> dict[str, list[str]]:
+        """Per room, the ids of up to `limit` latest events with `after < stream <= upto`,
+        oldest first."""
+        if not room_ids:
+            return {}
+        clause, args = in_list("room_id", room_ids)
+        lower = ""
+        if after is not None:
+            lower = " AND stream_ordering > ?"
+            args.append(after)
+        rows = await self.db.execute(
+            "get_recent_event_ids",
+            "SELECT room_id, event_id FROM (SELECT room_id, event_id, stream_ordering, ROW_NUMBER() OVER"
+            " (PARTITION BY room_id ORDER BY stream_ordering DESC) AS n FROM events"
+            f" WHERE {clause} AND rejected_reason IS NULL{lower} AND stream_ordering <= ?) AS recent"
+            " WHERE n <= ? ORDER BY room_id, stream_ordering",
+            *args, upto, limit,
+        )
+        result: dict[str, list[str]] = {room_id: [] for room_id in room_ids}
+        for room_id, event_id in rows:
+            result[room_id].append(event_id)
+        return result
+
+    async def get_last_event_ids_at(self, room_ids: list[str], position: int) -> dict[str, str]:
+        """Per room, the id of its last event at or before stream `position`."""
+        if not room_ids:
+            return {}
+        clause, args = in_list("e.room_id", room_ids)
+        rows = await self.db.execute(
+            "get_last_event_ids_at",
+            "SELECT e.room_id, e.event_id FROM events AS e JOIN (SELECT room_id, MAX(stream_ordering) AS s FROM events"
+            f" AS e WHERE {clause} AND stream_ordering <= ? GROUP BY room_id) AS last"
+            " ON last.room_id = e.room_id AND last.s = e.stream_ordering",
+            *args, position,
+        )
+        return dict(rows)
+
+    async def get_transaction_ids(self, user_id: str, device_scope: str, event_ids: list[str]) -> dict[str, str]:
+        """event id -> the client's transaction id, for events this device sent (a scope is
+        `<device or token> <endpoint>`)."""
+        if not event_ids:
+            return {}
+        clause, args = in_list("event_id", event_ids)
+        prefix = device_scope + " "
+        rows = await self.db.execute(
+            "get_transaction_ids",
+            "SELECT event_id, txn_id FROM event_txn_ids WHERE user_id = ? AND substr(scope, 1, ?) = ?"
+            f" AND {clause}",
+            user_id, len(prefix), prefix, *args,
+        )
+        return dict(rows)

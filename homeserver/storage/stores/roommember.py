@@ -52,3 +52,30 @@ class RoomMemberStore:
             "is_forgotten", "SELECT 1 FROM room_forgotten WHERE user_id = ? AND room_id = ?", user_id, room_id
         )
         return bool(rows)
+
+    async def get_memberships_for_user(self, user_id: str) -> list[tuple[str, str, str, int]]:
+        """(room_id, membership, event_id, stream_ordering) of every room the user has a
+        membership in, from current state."""
+        rows = await self.db.execute(
+            "get_memberships_for_user",
+            "SELECT c.room_id, c.membership, c.event_id, e.stream_ordering FROM current_state_events AS c"
+            " JOIN events AS e ON e.event_id = c.event_id WHERE c.type = 'm.room.member' AND c.state_key = ?",
+            user_id,
+        )
+        return [(r, m, e, int(s)) for r, m, e, s in rows]
+
+    async def get_members_of_rooms(self, room_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+        """room -> [(user_id, membership)] for joined and invited members."""
+        if not room_ids:
+            return {}
+        marks = ", ".join("?" for _ in room_ids)
+        rows = await self.db.execute(
+            "get_members_of_rooms",
+            f"SELECT room_id, state_key, membership FROM current_state_events WHERE room_id IN ({marks})"
+            " AND type = 'm.room.member' AND membership IN ('join', 'invite') ORDER BY room_id, state_key",
+            *room_ids,
+        )
+        result: dict[str, list[tuple[str, str]]] = {room_id: [] for room_id in room_ids}
+        for room_id, user_id, membership in rows:
+            result[room_id].append((user_id, membership))
+        return result

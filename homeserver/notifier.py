@@ -1,0 +1,82 @@
+"""The notifier: wakes long-polling `/sync` and `/events` requests when something they can see
+changes, and keeps the in-memory "what changed since" caches that let an incremental sync skip
+rooms and users with nothing new."""
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from twisted.internet import defer
+
+from homeserver.events.event import Event
+from homeserver.tokens import StreamToken
+from homeserver.util.stream_change_cache import StreamChangeCache
+
+logger = logging.getLogger(__name__)
+
+
+class Notifier:
+    def __init__(self, current_token: Callable[[], StreamToken], events_position: int):
+        self.current_token = current_token
+        self.room_changes = StreamChangeCache("room_events", events_position)
+        self._user_waiters: dict[str, set[defer.Deferred[None]]] = {}
+        self._room_waiters: dict[str, set[defer.Deferred[None]]] = {}
+
+    # --- writers and replication call these ------------------------------------------------
+
+    def on_new_room_events(self, events: Iterable[Event]) -> None:
+        rooms: set[str] = set()
+        users: set[str] = set()
+        for event in events:
+            ordering = event.internal_metadata.get("stream_ordering", 0)
+            self.room_changes.entity_has_changed(event.room_id, ordering)
+            rooms.add(event.room_id)
+            if event.type == "m.room.member" and event.state_key:
+                # The target may not be in the room yet (invites, joins).
+                users.add(event.state_key)
+        self.wake(users=users, rooms=rooms)
+
+    def wake(self, users: Iterable[str] = (), rooms: Iterable[str] = ()) -> None:
+        waiters: set[defer.Deferred[None]] = set()
+        for user in users:
+            waiters |= self._user_waiters.pop(user, set())
+        for room in rooms:
+            waiters |= self._room_waiters.pop(room, set())
+        for waiter in waiters:
+            if not waiter.called:
+                waiter.callback(None)
+
+    # --- long-polling readers ------------------------------------------------------------------
+
+    async def wait_for_change(self, user_id: str, room_ids: Iterable[str], known: StreamToken, timeout_ms: int) -> bool:
+        """Wait until a stream moves past `known` for this user or their rooms; False on timeout."""
+        if self.current_token().is_after(known):
+            return True
+        from twisted.internet import reactor
+
+        waiter: defer.Deferred[None] = defer.Deferred()
+        rooms = list(room_ids)
+        self._user_waiters.setdefault(user_id, set()).add(waiter)
+        for room in rooms:
+            self._room_waiters.setdefault(room, set()).add(waiter)
+
+        def on_timeout() -> None:
+            if not waiter.called:
+                waiter.callback(None)
+
+        timer: Any = reactor.callLater(timeout_ms / 1000.0, on_timeout)  # type: ignore[attr-defined,arg-type]
+        try:
+            await waiter
+        finally:
+            if timer.active():
+                timer.cancel()
+            self._discard(waiter, user_id, rooms)
+        return self.current_token().is_after(known)
+
+    def _discard(self, waiter: defer.Deferred[None], user_id: str, rooms: list[str]) -> None:
+        for key, table in [(user_id, self._user_waiters)] + [(room, self._room_waiters) for room in rooms]:
+            group = table.get(key)
+            if group is not None:
+                group.discard(waiter)
+                if not group:
+                    del table[key]

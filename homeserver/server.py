@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from homeserver.handlers.room_summary import RoomSummaryHandler
     from homeserver.handlers.search import SearchHandler
     from homeserver.handlers.sync import SyncHandler
+    from homeserver.handlers.sync_sources import SyncSource
     from homeserver.handlers.upgrade import RoomUpgradeHandler
     from homeserver.handlers.visibility import VisibilityHandler
     from homeserver.http.auth import Auth
@@ -178,6 +179,11 @@ class HomeServer:
         notifier = Notifier(lambda: self.sync_handler.current_token(), self.stores.event_ids.get_current_token())
         self.events_persister.on_persisted.append(notifier.on_new_room_events)
         return notifier
+
+    @cached_property
+    def sync_sources(self) -> list["SyncSource"]:
+        """Every stream besides room events that /sync carries (see handlers/sync_sources.py)."""
+        return []
 
     @cached_property
     def sync_handler(self) -> "SyncHandler":

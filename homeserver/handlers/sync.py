@@ -9,6 +9,7 @@ from homeserver.events.event import Event
 from homeserver.events.serialize import serialize_event
 from homeserver.handlers.filtering import SyncFilter
 from homeserver.handlers.room_read import encode_token
+from homeserver.handlers.sync_sources import SyncContext
 from homeserver.http.auth import Requester
 from homeserver.storage.stores.events import TopologicalPosition
 from homeserver.tokens import StreamToken
@@ -44,7 +45,10 @@ class SyncHandler:
         self.stores = hs.stores
 
     def current_token(self) -> StreamToken:
-        return StreamToken(events=self.stores.event_ids.get_current_token())
+        token = StreamToken(events=self.stores.event_ids.get_current_token())
+        for source in self.hs.sync_sources:
+            token = token.copy_and_replace(source.key, source.current_position())
+        return token
 
     async def sync(
         self, requester: Requester, since_token: str | None, timeout_ms: int, full_state: bool, filter_value: str | None,
@@ -93,7 +97,7 @@ class SyncHandler:
         has_data = any(rooms[section] for section in ("invite", "knock", "leave")) or any(
             r["timeline"]["events"] or r["state"]["events"] for r in rooms["join"].values()
         )
-        response = {
+        response: dict[str, Any] = {
             "next_batch": now.encode(),
             "rooms": rooms,
             "presence": {"events": []},
@@ -103,6 +107,13 @@ class SyncHandler:
             "device_one_time_keys_count": {},
             "device_unused_fallback_key_types": [],
         }
+        context = SyncContext(
+            requester, since, now, sync_filter, full_state, joined_rooms,
+            {p.room_id for p in plans if p.section == "join" and p.full and since is not None},
+        )
+        for source in self.hs.sync_sources:
+            if await source.add_to_sync(context, response):
+                has_data = True
         return response, has_data, joined_rooms
 
     async def _fill_timelines(self, plans: list[RoomPlan], limit: int) -> None:

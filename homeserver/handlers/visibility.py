@@ -39,7 +39,13 @@ class VisibilityHandler:
             visibility = hv_event.content.get("history_visibility", "shared") if hv_event else "shared"
             member_event = state_events.get(state.get(member_key, ""))
             membership_then = member_event.membership if member_event else None
-            if _allowed(event, user_id, visibility, membership_then, current[event.room_id]):
+            allowed = _allowed(event, user_id, visibility, membership_then, current[event.room_id])
+            if not allowed and event.type == HISTORY_VISIBILITY[0] and event.state_key == "":
+                # A history_visibility event is visible if the visibility before it allows, too.
+                previous = event.unsigned.get("prev_content")
+                before = previous.get("history_visibility", "shared") if isinstance(previous, dict) else "shared"
+                allowed = _allowed(event, user_id, before, membership_then, current[event.room_id])
+            if allowed:
                 visible.append(event)
         return visible
 

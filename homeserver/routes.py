@@ -59,6 +59,9 @@ ROUTES: list[Endpoint] = [
     # --- sync ------------------------------------------------------------------------------
     Endpoint("sync", "^/_matrix/client/(?:r0|v3)/sync$", ("GET",), "client", "main", "homeserver.rest.client.sync:SyncServlet",
              balance="access_token"),
+    _client("events", "/events", "GET", "main", "initial_sync:EventsServlet"),
+    _client("initial_sync", "/initialSync", "GET", "main", "initial_sync:InitialSyncServlet"),
+    _client("room_initial_sync", "/rooms/(?P<room_id>[^/]+)/initialSync", "GET", "main", "initial_sync:RoomInitialSyncServlet"),
     _client("filter_upload", "/user/(?P<user_id>[^/]+)/filter", "POST", "any", "sync:FilterUploadServlet", CLIENT_V3_PREFIX),
     _client("filter", "/user/(?P<user_id>[^/]+)/filter/(?P<filter_id>[^/]+)", "GET", "any", "sync:FilterServlet", CLIENT_V3_PREFIX),
     # --- rooms: writes stay on main until event creation can reach a remote persister -----

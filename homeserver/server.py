@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from homeserver.handlers.room_read import RoomReadHandler
     from homeserver.handlers.room_summary import RoomSummaryHandler
     from homeserver.handlers.search import SearchHandler
+    from homeserver.handlers.initial_sync import InitialSyncHandler
     from homeserver.handlers.sync import SyncHandler
     from homeserver.handlers.sync_sources import SyncSource
     from homeserver.handlers.upgrade import RoomUpgradeHandler
@@ -184,6 +185,12 @@ class HomeServer:
     def sync_sources(self) -> list["SyncSource"]:
         """Every stream besides room events that /sync carries (see handlers/sync_sources.py)."""
         return []
+
+    @cached_property
+    def initial_sync_handler(self) -> "InitialSyncHandler":
+        from homeserver.handlers.initial_sync import InitialSyncHandler
+
+        return InitialSyncHandler(self)
 
     @cached_property
     def sync_handler(self) -> "SyncHandler":

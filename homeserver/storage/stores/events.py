@@ -266,3 +266,16 @@ class TimelineStore:
             user_id, len(prefix), prefix, *args,
         )
         return dict(rows)
+
+    async def get_event_ids_between(self, room_ids: list[str], after: int, upto: int, limit: int) -> list[str]:
+        """Ids of events of any of the rooms with `after < stream <= upto`, in stream order."""
+        if not room_ids:
+            return []
+        clause, args = in_list("room_id", room_ids)
+        rows = await self.db.execute(
+            "get_event_ids_between",
+            f"SELECT event_id FROM events WHERE {clause} AND stream_ordering > ? AND stream_ordering <= ?"
+            " AND rejected_reason IS NULL ORDER BY stream_ordering LIMIT ?",
+            *args, after, upto, limit,
+        )
+        return [r[0] for r in rows]

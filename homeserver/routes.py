@@ -94,7 +94,9 @@ ROUTES: list[Endpoint] = [
     # --- spaces and previews ------------------------------------------------------------------
     _client("hierarchy", "/rooms/(?P<room_id>[^/]+)/hierarchy", "GET", "any", "hierarchy:HierarchyServlet", CLIENT_V1_PREFIX),
     _client("room_summary", "/room_summary/(?P<room>[^/]+)", "GET", "any", "hierarchy:RoomSummaryServlet",
-            "^/_matrix/client/(?:v1|unstable/im.nheko.summary)"),
+            "^/_matrix/client/v1"),
+    _client("room_summary_unstable_short", "/summary/(?P<room>[^/]+)", "GET", "any", "hierarchy:RoomSummaryServlet",
+            "^/_matrix/client/unstable/im.nheko.summary"),
     _client("room_summary_unstable", "/rooms/(?P<room>[^/]+)/summary", "GET", "any", "hierarchy:RoomSummaryServlet",
             "^/_matrix/client/unstable/im.nheko.summary"),
     # --- aliases and the room directory ----------------------------------------------------

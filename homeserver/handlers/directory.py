@@ -36,6 +36,8 @@ class DirectoryHandler:
             raise MatrixError(409, "Room alias already exists", "M_UNKNOWN")
 
     async def get_alias(self, alias: str) -> dict[str, Any]:
+        if not alias.startswith("#") or not all(alias[1:].partition(":")[::2]):  # "#localpart:domain"
+            raise MatrixError(400, f"{alias!r} is not a valid room alias", "M_INVALID_PARAM")
         found = await self.rooms.get_alias(alias)
         if found is None:
             raise not_found(f"Room alias {alias} not found")
@@ -135,6 +137,7 @@ class DirectoryHandler:
         for entry in chunk:
             entry.pop("encryption", None)
             entry.pop("room_version", None)
+            entry.pop("allowed_room_ids", None)
         if room_types is not None:
             chunk = [s for s in chunk if s.get("room_type") in room_types]
         if search:

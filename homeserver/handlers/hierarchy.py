@@ -1,7 +1,6 @@
-"""Spaces and room previews: `/rooms/{roomId}/hierarchy` (a breadth-first walk over
+"""Spaces and room previews: `/rooms/{roomId}/hierarchy` (a depth-first walk over
 `m.space.child` state) and the room summary endpoint."""
 
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from homeserver.http.errors import MatrixError, forbidden, not_found
@@ -24,10 +23,14 @@ class HierarchyHandler:
         if user_id is None:
             return False
         membership = await self.hs.stores.members.get_membership(room_id, user_id)
-        return membership is not None and membership[0] in ("join", "invite")
+        if membership is not None and membership[0] in ("join", "invite"):
+            return True
+        # A restricted room is open to members of the rooms its join rules allow.
+        allowed = summary.get("allowed_room_ids") or []
+        return bool(allowed) and any(r in allowed for r in await self.hs.stores.members.get_rooms_for_user(user_id))
 
     async def _children_state(self, room_id: str) -> list[dict[str, Any]]:
-        """The room's m.space.child events (with a `via`), stripped, in state key order."""
+        """The room's m.space.child events (with a `via`), stripped, in the spaces ordering."""
         state_ids = await self.hs.stores.state.get_current_state_ids(room_id)
         ids = [e for (t, _), e in sorted(state_ids.items()) if t == "m.space.child"]
         events = await self.hs.stores.events.get_events(ids)
@@ -55,11 +58,15 @@ class HierarchyHandler:
         if root is None or not await self._is_accessible(user_id, room_id, root):
             raise forbidden("You cannot view this room's hierarchy")
         rooms: list[dict[str, Any]] = []
-        seen = {room_id}
-        queue: deque[tuple[str, int]] = deque([(room_id, 0)])
+        seen: set[str] = set()
+        # Depth-first, as the spec asks: a stack, each room's children pushed last-first.
+        queue: list[tuple[str, int]] = [(room_id, 0)]
         index = 0
         while queue and len(rooms) < limit:
-            current, depth = queue.popleft()
+            current, depth = queue.pop()
+            if current in seen:
+                continue
+            seen.add(current)
             summary = (await summaries.summaries([current])).get(current)
             if summary is None or not await self._is_accessible(user_id, current, summary):
                 continue
@@ -71,11 +78,10 @@ class HierarchyHandler:
             index += 1
             if depth >= max_depth:
                 continue
-            for child in children:
+            for child in reversed(children):
                 child_id = child["state_key"]
                 if child_id in seen or (suggested_only and not child["content"].get("suggested")):
                     continue
-                seen.add(child_id)
                 queue.append((child_id, depth + 1))
         response: dict[str, Any] = {"rooms": rooms}
         if queue:

@@ -55,4 +55,10 @@ def _summary(room_id: str, contents: dict[str, dict[str, Any]], joined: int) -> 
         "encryption": contents.get("m.room.encryption", {}).get("algorithm"),
     }
     summary.update({key: value for key, value in optional.items() if isinstance(value, str) and value})
+    allow = contents.get("m.room.join_rules", {}).get("allow")
+    if summary["join_rule"] in ("restricted", "knock_restricted") and isinstance(allow, list):
+        allowed = [a["room_id"] for a in allow
+                   if isinstance(a, dict) and a.get("type") == "m.room_membership" and isinstance(a.get("room_id"), str)]
+        if allowed:
+            summary["allowed_room_ids"] = allowed
     return summary

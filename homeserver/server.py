@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from homeserver.handlers.directory import DirectoryHandler
     from homeserver.handlers.filtering import FilterHandler
     from homeserver.handlers.hierarchy import HierarchyHandler
+    from homeserver.handlers.initial_sync import InitialSyncHandler
     from homeserver.handlers.membership import RoomMemberHandler
     from homeserver.handlers.message import EventCreationHandler
     from homeserver.handlers.register import RegistrationHandler
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from homeserver.handlers.room_read import RoomReadHandler
     from homeserver.handlers.room_summary import RoomSummaryHandler
     from homeserver.handlers.search import SearchHandler
-    from homeserver.handlers.initial_sync import InitialSyncHandler
     from homeserver.handlers.sync import SyncHandler
     from homeserver.handlers.sync_sources import SyncSource
     from homeserver.handlers.upgrade import RoomUpgradeHandler

@@ -76,9 +76,16 @@ class RoomReadHandler:
         if event is None or event.room_id != room_id:
             raise not_found("Event not found")
         visible = await self.hs.visibility_handler.filter_events_for_user(user_id, [event])
-        if not visible:
+        if not visible or await self._has_forgotten(user_id, room_id):
             raise not_found("Event not found")
         return self.serialize(visible)[0]
+
+    async def _has_forgotten(self, user_id: str, room_id: str) -> bool:
+        """Whether the user forgot the room (left, then /forget) and it is not world-readable."""
+        membership = await self.stores.members.get_membership(room_id, user_id)
+        return membership is not None and membership[0] in ("leave", "ban") \
+            and await self.stores.members.is_forgotten(user_id, room_id) \
+            and not await self.hs.visibility_handler.is_world_readable(room_id)
 
     async def _readable_state_ids(self, user_id: str, room_id: str) -> dict[tuple[str, str], str]:
         """Current state when joined or world-readable; the state when the user left otherwise."""
@@ -86,7 +93,7 @@ class RoomReadHandler:
         membership = await self.stores.members.get_membership(room_id, user_id)
         if (membership and membership[0] == "join") or await self.hs.visibility_handler.is_world_readable(room_id):
             return await self.stores.state.get_current_state_ids(room_id)
-        if membership and membership[0] in ("leave", "ban"):
+        if membership and membership[0] in ("leave", "ban") and not await self.stores.members.is_forgotten(user_id, room_id):
             states = await self.stores.state.get_state_after_events([membership[1]])
             return dict(states.get(membership[1], {}))
         raise forbidden("You are not allowed to view this room")
@@ -156,6 +163,8 @@ class RoomReadHandler:
         membership = await self.stores.members.get_membership(room_id, user_id)
         if membership is None and not await self.hs.visibility_handler.is_world_readable(room_id):
             raise forbidden("You are not allowed to view this room")
+        if await self._has_forgotten(user_id, room_id):
+            raise forbidden("You have forgotten this room")
 
     async def get_messages(
         self, user_id: str, room_id: str, from_token: str | None, to_token: str | None, direction: str,
@@ -194,8 +203,10 @@ class RoomReadHandler:
 
     async def _member_state_for(self, room_id: str, events: list[Event]) -> list[dict[str, Any]]:
         senders = {e.sender for e in events}
-        states = await self.stores.state.get_state_after_events([events[-1].event_id])
-        state = states.get(events[-1].event_id, {})
+        # At the newest event of the page, in either direction: every sender is a member by then.
+        newest = max(events, key=_position)
+        states = await self.stores.state.get_state_after_events([newest.event_id])
+        state = states.get(newest.event_id, {})
         ids = [state[("m.room.member", s)] for s in senders if ("m.room.member", s) in state]
         members = await self.stores.events.get_events(ids)
         return self.serialize(list(members.values()))
@@ -203,7 +214,8 @@ class RoomReadHandler:
     async def get_context(self, user_id: str, room_id: str, event_id: str, limit: int, event_filter: RoomEventFilter) -> dict[str, Any]:
         await self._require_room(room_id)
         event = await self.stores.events.get_event(event_id)
-        if event is None or event.room_id != room_id or not await self.hs.visibility_handler.filter_events_for_user(user_id, [event]):
+        if event is None or event.room_id != room_id or not await self.hs.visibility_handler.filter_events_for_user(user_id, [event]) \
+                or await self._has_forgotten(user_id, room_id):
             raise not_found("Event not found")
         position = _position(event)
         half_before = limit // 2

@@ -160,3 +160,26 @@ def test_bad_since_token(client: Client, make_user: Any, server: ServerProcess) 
     assert resp.status_code == 400
     assert resp.json()["errcode"] == "M_INVALID_PARAM"
     assert client.get("sync").status_code == 401
+
+
+def test_thread_summaries_bundled_in_sync_and_messages(make_user: Any) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    room = alice.post("createRoom", {"preset": "public_chat"}).json()["room_id"]
+    bob.post(f"join/{room}", {})
+    token = sync(alice)["next_batch"]
+    root = alice.put(f"rooms/{room}/send/m.room.message/root", {"msgtype": "m.text", "body": "root"}).json()["event_id"]
+    for i in range(2):
+        bob.put(f"rooms/{room}/send/m.room.message/r{i}", {
+            "msgtype": "m.text", "body": f"reply {i}", "m.relates_to": {"rel_type": "m.thread", "event_id": root},
+        })
+    timeline = sync(alice, since=token)["rooms"]["join"][room]["timeline"]["events"]
+    root_event = next(e for e in timeline if e["event_id"] == root)
+    thread = root_event["unsigned"]["m.relations"]["m.thread"]
+    assert thread["count"] == 2
+    assert thread["latest_event"]["content"]["body"] == "reply 1"
+    assert thread["current_user_participated"] is True
+    page = alice.get(f"rooms/{room}/messages", params={"limit": 5}).json()["chunk"]
+    from_messages = next(e for e in page if e["event_id"] == root)
+    assert from_messages["unsigned"]["m.relations"]["m.thread"]["count"] == 2
+    single = bob.get(f"rooms/{room}/event/{root}").json()
+    assert single["unsigned"]["m.relations"]["m.thread"]["current_user_participated"] is True

@@ -96,23 +96,33 @@ class RelationsHandler:
     async def serialize_with_bundles(self, user_id: str, events: list[Event]) -> list[dict[str, Any]]:
         """Client-format events with `unsigned.m.relations.m.thread` on thread roots."""
         now = now_ms()
+        bundles = await self.get_bundles(user_id, events, now)
         serialized = [serialize_event(e, now) for e in events]
+        for event, body in zip(events, serialized, strict=True):
+            if event.event_id in bundles:
+                body["unsigned"]["m.relations"] = bundles[event.event_id]
+        return serialized
+
+    async def get_bundles(self, user_id: str, events: list[Event], now: int) -> dict[str, dict[str, Any]]:
+        """event id -> the aggregations to bundle as `unsigned.m.relations` (thread summaries),
+        for all the events at once."""
         summaries = await self.stores.relations.get_thread_summaries([e.event_id for e in events])
         if not summaries:
-            return serialized
+            return {}
         participated = await self.stores.relations.get_threads_participated(list(summaries), user_id)
         latest = await self.stores.events.get_events(latest_id for _, latest_id in summaries.values())
-        for event, body in zip(events, serialized, strict=True):
+        bundles = {}
+        for event in events:
             summary = summaries.get(event.event_id)
             if summary is None or summary[1] not in latest:
                 continue
             count, latest_id = summary
-            body["unsigned"].setdefault("m.relations", {})["m.thread"] = {
+            bundles[event.event_id] = {"m.thread": {
                 "latest_event": serialize_event(latest[latest_id], now),
                 "count": count,
                 "current_user_participated": event.event_id in participated or event.sender == user_id,
-            }
-        return serialized
+            }}
+        return bundles
 
 
 def _position(event: Event) -> TopologicalPosition:

@@ -78,7 +78,7 @@ class RoomReadHandler:
         visible = await self.hs.visibility_handler.filter_events_for_user(user_id, [event])
         if not visible or await self._has_forgotten(user_id, room_id):
             raise not_found("Event not found")
-        return self.serialize(visible)[0]
+        return (await self.hs.relations_handler.serialize_with_bundles(user_id, visible))[0]
 
     async def _has_forgotten(self, user_id: str, room_id: str) -> bool:
         """Whether the user forgot the room (left, then /forget) and it is not world-readable."""
@@ -161,7 +161,9 @@ class RoomReadHandler:
     async def _check_can_read_history(self, user_id: str, room_id: str) -> None:
         await self._require_room(room_id)
         membership = await self.stores.members.get_membership(room_id, user_id)
-        if membership is None and not await self.hs.visibility_handler.is_world_readable(room_id):
+        # Invited and knocking users see only the stripped state of their invite, as in Synapse.
+        member = membership is not None and membership[0] in ("join", "leave", "ban")
+        if not member and not await self.hs.visibility_handler.is_world_readable(room_id):
             raise forbidden("You are not allowed to view this room")
         if await self._has_forgotten(user_id, room_id):
             raise forbidden("You have forgotten this room")
@@ -191,7 +193,7 @@ class RoomReadHandler:
         events = [events_by_id[i] for i in ids if i in events_by_id]
         visible = await self.hs.visibility_handler.filter_events_for_user(user_id, events)
         response: dict[str, Any] = {
-            "chunk": self.serialize(visible),
+            "chunk": await self.hs.relations_handler.serialize_with_bundles(user_id, visible),
             "start": from_token or encode_token(start),
         }
         if len(ids) == limit and ids:
@@ -232,10 +234,11 @@ class RoomReadHandler:
         last_id = after[-1].event_id if after else event_id
         state_ids = (await self.stores.state.get_state_after_events([last_id])).get(last_id, {})
         state_events = await store.get_events(state_ids.values())
+        bundles = self.hs.relations_handler.serialize_with_bundles
         return {
-            "event": self.serialize([event])[0],
-            "events_before": self.serialize(before),
-            "events_after": self.serialize(after),
+            "event": (await bundles(user_id, [event]))[0],
+            "events_before": await bundles(user_id, before),
+            "events_after": await bundles(user_id, after),
             "start": encode_token(_position(fetched[before_ids[-1]]) if before_ids else position),
             "end": encode_token(_position(fetched[after_ids[-1]]) if after_ids else position),
             "state": self.serialize(list(state_events.values())),

@@ -148,13 +148,14 @@ class SyncHandler:
         states = await self._state_sections(plans, timelines, sync_filter, since_pos, user_id)
         summaries = await self._summaries([p.room_id for p in plans if p.section == "join"], user_id)
         now = now_ms()
+        bundles = await self.hs.relations_handler.get_bundles(user_id, [e for t in timelines.values() for e in t], now)
         result: dict[str, Any] = {"join": {}, "leave": {}}
         for plan in plans:
             timeline = timelines[plan.room_id]
             prev_batch = encode_token(_position(timeline[0])) if timeline else f"s{plan.upto}"
             room: dict[str, Any] = {
                 "timeline": {
-                    "events": [self._serialize(e, now, txn_ids, sync_filter) for e in timeline],
+                    "events": [self._serialize(e, now, txn_ids, sync_filter, bundles) for e in timeline],
                     "limited": plan.limited,
                     "prev_batch": prev_batch,
                 },
@@ -167,10 +168,15 @@ class SyncHandler:
             result[plan.section][plan.room_id] = room
         return result
 
-    def _serialize(self, event: Event, now: int, txn_ids: dict[str, str], sync_filter: SyncFilter) -> dict[str, Any]:
+    def _serialize(
+        self, event: Event, now: int, txn_ids: dict[str, str], sync_filter: SyncFilter,
+        bundles: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         body = serialize_event(event, now, as_client=sync_filter.event_format == "client", include_room_id=False)
         if event.event_id in txn_ids:
             body["unsigned"]["transaction_id"] = txn_ids[event.event_id]
+        if bundles and event.event_id in bundles:
+            body["unsigned"]["m.relations"] = bundles[event.event_id]
         if sync_filter.event_fields is not None:
             body = _only_fields(body, sync_filter.event_fields)
         return body

@@ -104,6 +104,71 @@ ROUTES: list[Endpoint] = [
     _client("room_aliases", "/rooms/(?P<room_id>[^/]+)/aliases", "GET", "main", "directory:RoomAliasesServlet", CLIENT_V3_PREFIX),
     _client("directory_visibility", "/directory/list/room/(?P<room_id>[^/]+)", "GET PUT", "main", "directory:DirectoryVisibilityServlet"),
     _client("public_rooms", "/publicRooms", "GET POST", "any", "directory:PublicRoomsServlet"),
+    # --- account data, tags, profiles, user directory, VoIP, 3pids ---------------------------
+    # Reads come from the database and may run anywhere; writes stay on main until they can be
+    # forwarded to the account_data writer (and, for profiles, to the rooms' event persisters).
+    _client("account_data", "/user/(?P<user_id>[^/]+)/account_data/(?P<data_type>[^/]+)", "GET", "any",
+            "account_data:AccountDataServlet", CLIENT_V3_PREFIX),
+    _client("account_data_put", "/user/(?P<user_id>[^/]+)/account_data/(?P<data_type>[^/]+)", "PUT", "main",
+            "account_data:AccountDataServlet", CLIENT_V3_PREFIX),
+    _client("room_account_data", "/user/(?P<user_id>[^/]+)/rooms/(?P<room_id>[^/]+)/account_data/(?P<data_type>[^/]+)", "GET",
+            "any", "account_data:RoomAccountDataServlet", CLIENT_V3_PREFIX),
+    _client("room_account_data_put", "/user/(?P<user_id>[^/]+)/rooms/(?P<room_id>[^/]+)/account_data/(?P<data_type>[^/]+)", "PUT",
+            "main", "account_data:RoomAccountDataServlet", CLIENT_V3_PREFIX),
+    _client("room_tags", "/user/(?P<user_id>[^/]+)/rooms/(?P<room_id>[^/]+)/tags", "GET", "any",
+            "account_data:TagsServlet", CLIENT_V3_PREFIX),
+    _client("room_tag", "/user/(?P<user_id>[^/]+)/rooms/(?P<room_id>[^/]+)/tags/(?P<tag>[^/]+)", "PUT DELETE", "main",
+            "account_data:TagServlet", CLIENT_V3_PREFIX),
+    _client("profile", "/profile/(?P<user_id>[^/]+)", "GET", "any", "profile:ProfileServlet"),
+    _client("profile_field", "/profile/(?P<user_id>[^/]+)/(?P<field>displayname|avatar_url)", "GET", "any",
+            "profile:ProfileFieldServlet"),
+    _client("profile_field_put", "/profile/(?P<user_id>[^/]+)/(?P<field>displayname|avatar_url)", "PUT", "main",
+            "profile:ProfileFieldServlet"),
+    _client("user_directory_search", "/user_directory/search", "POST", "any",
+            "user_directory:UserDirectorySearchServlet", CLIENT_V3_PREFIX),
+    _client("turn_server", "/voip/turnServer", "GET", "any", "voip:TurnServerServlet"),
+    _client("threepids", "/account/3pid", "GET", "any", "threepid:ThreepidsServlet", CLIENT_V3_PREFIX),
+    # --- to-device messages and end-to-end encryption -----------------------------------------
+    # Writes of the to_device and device_lists streams, /keys/changes (which needs the current
+    # stream positions) and key backups (serialised per user in memory) stay on main.
+    _client("send_to_device", "/sendToDevice/(?P<event_type>[^/]+)/(?P<txn_id>[^/]+)", "PUT", "main",
+            "to_device:SendToDeviceServlet", CLIENT_V3_PREFIX),
+    _client("keys_upload", "/keys/upload", "POST", "main", "keys:KeyUploadServlet", CLIENT_V3_PREFIX),
+    _client("keys_query", "/keys/query", "POST", "any", "keys:KeyQueryServlet", CLIENT_V3_PREFIX),
+    _client("keys_claim", "/keys/claim", "POST", "any", "keys:KeyClaimServlet", CLIENT_V3_PREFIX),
+    _client("keys_changes", "/keys/changes", "GET", "main", "keys:KeyChangesServlet", CLIENT_V3_PREFIX),
+    _client("keys_device_signing_upload", "/keys/device_signing/upload", "POST", "main", "keys:SigningKeyUploadServlet",
+            CLIENT_V3_PREFIX),
+    _client("keys_signatures_upload", "/keys/signatures/upload", "POST", "main", "keys:SignaturesUploadServlet",
+            CLIENT_V3_PREFIX),
+    _client("room_keys_new_version", "/room_keys/version", "GET POST", "main", "room_keys:RoomKeysNewVersionServlet",
+            CLIENT_V3_PREFIX),
+    _client("room_keys_version", "/room_keys/version/(?P<version>[^/]+)", "GET PUT DELETE", "main",
+            "room_keys:RoomKeysVersionServlet", CLIENT_V3_PREFIX),
+    _client("room_keys", "/room_keys/keys(?:/(?P<room_id>[^/]+)(?:/(?P<session_id>[^/]+))?)?", "GET PUT DELETE", "main",
+            "room_keys:RoomKeysServlet", CLIENT_V3_PREFIX),
+    # --- push rules and notifications ---------------------------------------------------------
+    # Reads come from the database; writes of the push_rules stream stay on main.
+    _client("push_rules", "/pushrules/?", "GET", "any", "push_rules:PushRulesServlet"),
+    _client("push_rules_global", "/pushrules/global/", "GET", "any", "push_rules:GlobalPushRulesServlet"),
+    _client("push_rule", "/pushrules/global/(?P<kind>[^/]+)/(?P<rule_id>[^/]+)", "GET", "any", "push_rules:PushRuleServlet"),
+    _client("push_rule_write", "/pushrules/global/(?P<kind>[^/]+)/(?P<rule_id>[^/]+)", "PUT DELETE", "main",
+            "push_rules:PushRuleServlet"),
+    _client("push_rule_attribute", "/pushrules/global/(?P<kind>[^/]+)/(?P<rule_id>[^/]+)/(?P<attribute>enabled|actions)", "GET",
+            "any", "push_rules:PushRuleAttributeServlet"),
+    _client("push_rule_attribute_write", "/pushrules/global/(?P<kind>[^/]+)/(?P<rule_id>[^/]+)/(?P<attribute>enabled|actions)",
+            "PUT", "main", "push_rules:PushRuleAttributeServlet"),
+    _client("notifications", "/notifications", "GET", "any", "notifications:NotificationsServlet", CLIENT_V3_PREFIX),
+    # --- typing, receipts, read markers, presence ----------------------------------------------
+    # Typing and presence live in their writer's memory, so the writer serves them; receipts
+    # and read markers (which also write account data) stay on main until HTTP replication.
+    _client("typing", "/rooms/(?P<room_id>[^/]+)/typing/(?P<user_id>[^/]+)", "PUT", "writer:typing", "typing:TypingServlet"),
+    _client("receipt", "/rooms/(?P<room_id>[^/]+)/receipt/(?P<receipt_type>[^/]+)/(?P<event_id>[^/]+)", "POST", "main",
+            "receipts:ReceiptServlet", CLIENT_V3_PREFIX),
+    _client("read_markers", "/rooms/(?P<room_id>[^/]+)/read_markers", "POST", "main", "receipts:ReadMarkersServlet",
+            CLIENT_V3_PREFIX),
+    _client("presence_status", "/presence/(?P<user_id>[^/]+)/status", "GET PUT", "writer:presence",
+            "presence:PresenceStatusServlet"),
     # --- admin API -----------------------------------------------------------------------
     Endpoint("admin_register", "^/_synapse/admin/v1/register$", ("GET", "POST"), "client", "main", "homeserver.rest.admin.register:SharedSecretRegisterServlet"),
     # --- operations ----------------------------------------------------------------------

@@ -12,14 +12,23 @@ from homeserver.storage.stores import Stores
 
 if TYPE_CHECKING:
     from homeserver.handlers.account import AccountHandler
+    from homeserver.handlers.account_data import AccountDataHandler
     from homeserver.handlers.auth import AuthHandler
+    from homeserver.handlers.device_lists import DeviceListHandler
     from homeserver.handlers.devices import DeviceHandler
     from homeserver.handlers.directory import DirectoryHandler
+    from homeserver.handlers.e2e_keys import E2eKeysHandler
+    from homeserver.handlers.e2e_room_keys import E2eRoomKeysHandler
     from homeserver.handlers.filtering import FilterHandler
     from homeserver.handlers.hierarchy import HierarchyHandler
     from homeserver.handlers.initial_sync import InitialSyncHandler
     from homeserver.handlers.membership import RoomMemberHandler
     from homeserver.handlers.message import EventCreationHandler
+    from homeserver.handlers.notifications import NotificationsHandler, PushActionsProcessor
+    from homeserver.handlers.presence import PresenceHandler
+    from homeserver.handlers.profile import ProfileHandler
+    from homeserver.handlers.push_rules import PushRulesHandler
+    from homeserver.handlers.receipts import ReceiptsHandler
     from homeserver.handlers.register import RegistrationHandler
     from homeserver.handlers.relations import RelationsHandler
     from homeserver.handlers.reports import ReportHandler
@@ -29,8 +38,12 @@ if TYPE_CHECKING:
     from homeserver.handlers.search import SearchHandler
     from homeserver.handlers.sync import SyncHandler
     from homeserver.handlers.sync_sources import SyncSource
+    from homeserver.handlers.to_device import ToDeviceHandler
+    from homeserver.handlers.typing import TypingHandler
     from homeserver.handlers.upgrade import RoomUpgradeHandler
+    from homeserver.handlers.user_directory import UserDirectoryHandler
     from homeserver.handlers.visibility import VisibilityHandler
+    from homeserver.handlers.voip import VoipHandler
     from homeserver.http.auth import Auth
     from homeserver.notifier import Notifier
     from homeserver.state.context import StateHandler
@@ -184,7 +197,18 @@ class HomeServer:
     @cached_property
     def sync_sources(self) -> list["SyncSource"]:
         """Every stream besides room events that /sync carries (see handlers/sync_sources.py)."""
-        return []
+        from homeserver.handlers.account_data import AccountDataSyncSource
+        from homeserver.handlers.device_lists import DeviceListsSyncSource
+        from homeserver.handlers.notifications import UnreadCountsSyncSource
+        from homeserver.handlers.presence import PresenceSyncSource
+        from homeserver.handlers.push_rules import PushRulesSyncSource
+        from homeserver.handlers.receipts import ReceiptsSyncSource
+        from homeserver.handlers.to_device import ToDeviceSyncSource
+        from homeserver.handlers.typing import TypingSyncSource
+
+        return [AccountDataSyncSource(self), ToDeviceSyncSource(self), DeviceListsSyncSource(self),
+                PushRulesSyncSource(self), UnreadCountsSyncSource(self),
+                TypingSyncSource(self), ReceiptsSyncSource(self), PresenceSyncSource(self)]
 
     @cached_property
     def initial_sync_handler(self) -> "InitialSyncHandler":
@@ -203,6 +227,92 @@ class HomeServer:
         from homeserver.handlers.filtering import FilterHandler
 
         return FilterHandler(self)
+
+    @cached_property
+    def account_data_handler(self) -> "AccountDataHandler":
+        from homeserver.handlers.account_data import AccountDataHandler
+
+        return AccountDataHandler(self)
+
+    @cached_property
+    def profile_handler(self) -> "ProfileHandler":
+        from homeserver.handlers.profile import ProfileHandler
+
+        return ProfileHandler(self)
+
+    @cached_property
+    def user_directory_handler(self) -> "UserDirectoryHandler":
+        from homeserver.handlers.user_directory import UserDirectoryHandler
+
+        return UserDirectoryHandler(self)
+
+    @cached_property
+    def voip_handler(self) -> "VoipHandler":
+        from homeserver.handlers.voip import VoipHandler
+
+        return VoipHandler(self)
+
+    @cached_property
+    def to_device_handler(self) -> "ToDeviceHandler":
+        from homeserver.handlers.to_device import ToDeviceHandler
+
+        return ToDeviceHandler(self)
+
+    @cached_property
+    def e2e_keys_handler(self) -> "E2eKeysHandler":
+        from homeserver.handlers.e2e_keys import E2eKeysHandler
+
+        return E2eKeysHandler(self)
+
+    @cached_property
+    def e2e_room_keys_handler(self) -> "E2eRoomKeysHandler":
+        from homeserver.handlers.e2e_room_keys import E2eRoomKeysHandler
+
+        return E2eRoomKeysHandler(self)
+
+    @cached_property
+    def device_list_handler(self) -> "DeviceListHandler":
+        from homeserver.handlers.device_lists import DeviceListHandler
+
+        return DeviceListHandler(self)
+
+    @cached_property
+    def push_rules_handler(self) -> "PushRulesHandler":
+        from homeserver.handlers.push_rules import PushRulesHandler
+
+        return PushRulesHandler(self)
+
+    @cached_property
+    def notifications_handler(self) -> "NotificationsHandler":
+        from homeserver.handlers.notifications import NotificationsHandler
+
+        return NotificationsHandler(self)
+
+    @cached_property
+    def push_actions_processor(self) -> "PushActionsProcessor":
+        """Evaluates push rules for every event this process persists (built at start-up)."""
+        from homeserver.handlers.notifications import PushActionsProcessor
+
+        return PushActionsProcessor(self)
+
+    @cached_property
+    def typing_handler(self) -> "TypingHandler":
+        from homeserver.handlers.typing import TypingHandler
+
+        return TypingHandler(self)
+
+    @cached_property
+    def receipts_handler(self) -> "ReceiptsHandler":
+        from homeserver.handlers.receipts import ReceiptsHandler
+
+        return ReceiptsHandler(self)
+
+    @cached_property
+    def presence_handler(self) -> "PresenceHandler":
+        """Presence; on the presence writer `start()` runs at start-up (loads state, timers)."""
+        from homeserver.handlers.presence import PresenceHandler
+
+        return PresenceHandler(self)
 
     def ratelimiter(self, key: str) -> Ratelimiter:
         """The process's limiter for one `rc_*` setting (e.g. `rc_login.address`)."""

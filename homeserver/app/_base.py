@@ -123,6 +123,8 @@ async def start(hs: HomeServer, pid_file: str | None, on_started: Callable[[list
         await prepare_database(hs.database, hs.is_main)
         await hs.stores.load()
         hs.notifier  # noqa: B018 - built now so it sees every event persisted from here on
+        hs.push_actions_processor  # noqa: B018 - evaluates push rules for every event persisted from here on
+        await hs.presence_handler.start()
         opened = start_listeners(hs)
     except (SchemaError, StartupError) as e:
         logger.error("%s", e)

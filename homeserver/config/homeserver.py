@@ -16,18 +16,20 @@ from homeserver.config.database import DatabaseConfig
 from homeserver.config.key import KeyConfig
 from homeserver.config.logger import LoggingConfig
 from homeserver.config.metrics import MetricsConfig
+from homeserver.config.presence import PresenceConfig
 from homeserver.config.ratelimiting import RatelimitConfig
 from homeserver.config.redis import RedisConfig
 from homeserver.config.registration import RegistrationConfig
 from homeserver.config.server import ServerConfig
+from homeserver.config.user_directory import UserDirectoryConfig
+from homeserver.config.voip import VoipConfig
 from homeserver.config.workers import WorkerConfig
 
 # Synapse keys that this server accepts but does not act on yet.
 UNSUPPORTED_SYNAPSE_KEYS = {
-    "media_store_path", "url_preview_enabled", "caches", "event_cache_size", "turn_uris",
-    "turn_shared_secret", "turn_user_lifetime", "turn_allow_guests", "email", "sso",
-    "oidc_providers", "saml2_config", "cas_config", "jwt_config", "user_directory",
-    "presence", "push", "app_service_config_files", "federation_domain_whitelist",
+    "media_store_path", "url_preview_enabled", "caches", "event_cache_size", "email", "sso",
+    "oidc_providers", "saml2_config", "cas_config", "jwt_config",
+    "push", "app_service_config_files", "federation_domain_whitelist",
     "trusted_third_party_id_servers", "room_list_publication_rules", "retention",
     "experimental_features", "modules", "opentracing", "spam_checker", "stats",
     "encryption_enabled_by_default_for_room_type", "autocreate_auto_join_rooms",
@@ -36,7 +38,7 @@ UNSUPPORTED_SYNAPSE_KEYS = {
     "forgotten_room_retention_period", "redaction_retention_period", "user_ips_max_age",
     "room_prejoin_state", "include_profile_data_on_invite", "ip_range_blacklist",
     "ip_range_whitelist", "federation_ip_range_blacklist", "manhole_settings",
-    "tls_certificate_path", "tls_private_key_path", "acme", "use_presence",
+    "tls_certificate_path", "tls_private_key_path", "acme",
 }
 
 
@@ -55,11 +57,15 @@ class HomeServerConfig:
         self.logging = LoggingConfig()
         self.key = KeyConfig()
         self.metrics = MetricsConfig()
+        self.voip = VoipConfig()
+        self.user_directory = UserDirectoryConfig()
+        self.presence = PresenceConfig()
 
     def sections(self) -> list[Section]:
         return [
             self.server, self.database, self.redis, self.worker, self.registration,
-            self.ratelimiting, self.logging, self.key, self.metrics,
+            self.ratelimiting, self.logging, self.key, self.metrics, self.voip, self.user_directory,
+            self.presence,
         ]
 
     @property

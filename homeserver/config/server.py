@@ -125,6 +125,10 @@ class ServerConfig(Section):
         self.pid_file: str | None = raw.get("pid_file")
         self.daemonize: bool = bool(raw.get("daemonize", False))
         self.default_room_version: str = str(raw.get("default_room_version", "10"))
+        self.require_auth_for_profile_requests = bool(raw.get("require_auth_for_profile_requests", False))
+        self.limit_profile_requests_to_users_who_share_rooms = bool(
+            raw.get("limit_profile_requests_to_users_who_share_rooms", False)
+        )
         try:
             self.max_upload_size = parse_size(raw.get("max_upload_size", "50M"))
         except ValueError as e:

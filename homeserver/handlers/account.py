@@ -1,6 +1,6 @@
 """Account management: changing the password, deactivating, logging out."""
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from homeserver.http.auth import Requester
 
@@ -37,3 +37,8 @@ class AccountHandler:
     async def logout_all(self, user_id: str) -> None:
         await self.hs.device_handler.delete_all_devices(user_id)
         await self.hs.stores.registration.delete_access_tokens_for_user(user_id)
+
+    async def get_threepids(self, user_id: str) -> list[dict[str, Any]]:
+        """Third-party identifiers bound to the account: none yet, as neither email nor phone
+        verification exists."""
+        return []

@@ -22,6 +22,7 @@ def device_json(device: Device) -> dict[str, Any]:
 
 class DeviceHandler:
     def __init__(self, hs: "HomeServer"):
+        self.hs = hs
         self.store = hs.stores.devices
 
     async def list_devices(self, user_id: str) -> list[dict[str, Any]]:
@@ -40,7 +41,18 @@ class DeviceHandler:
     async def delete_devices(self, user_id: str, device_ids: list[str]) -> None:
         """Delete the devices (unknown ids are ignored) and their access tokens."""
         await self.store.delete_devices(user_id, device_ids)
+        await self._devices_deleted(user_id, device_ids)
 
     async def delete_all_devices(self, user_id: str, except_device_id: str | None = None) -> None:
         device_ids = [d.device_id for d in await self.store.get_devices(user_id) if d.device_id != except_device_id]
         await self.store.delete_devices(user_id, device_ids)
+        await self._devices_deleted(user_id, device_ids)
+
+    async def _devices_deleted(self, user_id: str, device_ids: list[str]) -> None:
+        """A deleted device's encryption keys and undelivered to-device messages go with it;
+        the users tracking its keys are told."""
+        if not device_ids:
+            return
+        await self.hs.stores.e2e_keys.delete_keys_for_devices(user_id, device_ids)
+        await self.hs.stores.to_device.delete_all_for_devices(user_id, device_ids)
+        await self.hs.device_list_handler.notify_device_change(user_id)

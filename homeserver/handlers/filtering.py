@@ -43,6 +43,7 @@ class EventFilter:
     limit: int | None = None
     lazy_load_members: bool = False
     include_redundant_members: bool = False
+    unread_thread_notifications: bool = False
 
     @classmethod
     def parse(cls, value: Any, where: str) -> "EventFilter":
@@ -63,6 +64,7 @@ class EventFilter:
             limit=limit,
             lazy_load_members=bool(value.get("lazy_load_members", False)),
             include_redundant_members=bool(value.get("include_redundant_members", False)),
+            unread_thread_notifications=value.get("unread_thread_notifications") is True,
         )
 
     def allows(self, event: Event) -> bool:

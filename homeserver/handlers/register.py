@@ -67,12 +67,14 @@ class RegistrationHandler:
             self.hs.auth_handler.check_password_policy(password)
             password_hash = await self.hs.auth_handler.hash_password(password)
         if localpart is None:
-            return await self._register_generated(password_hash, admin, user_type)
-        user_id = self.check_localpart(localpart)
-        try:
-            await self.store.create_user(user_id, password_hash, admin, user_type)
-        except UserExistsError as e:
-            raise MatrixError(400, "User ID already taken.", "M_USER_IN_USE") from e
+            user_id = await self._register_generated(password_hash, admin, user_type)
+        else:
+            user_id = self.check_localpart(localpart)
+            try:
+                await self.store.create_user(user_id, password_hash, admin, user_type)
+            except UserExistsError as e:
+                raise MatrixError(400, "User ID already taken.", "M_USER_IN_USE") from e
+        await self.hs.profile_handler.create_profile(user_id)
         return user_id
 
     async def _register_generated(self, password_hash: str | None, admin: bool, user_type: str | None) -> str:
@@ -91,7 +93,9 @@ class RegistrationHandler:
         """Create (or reuse) the device and issue a new access token bound to it."""
         if device_id is None:
             device_id = new_device_id()
-        await self.hs.stores.devices.store_device(user_id, device_id, display_name)
+        if await self.hs.stores.devices.store_device(user_id, device_id, display_name):
+            # Room-mates tracking this user's devices for encryption re-fetch their keys.
+            await self.hs.device_list_handler.notify_device_change(user_id)
         token = new_access_token(user_id)
         await self.store.add_access_token(token, user_id, device_id)
         return LoginResult(user_id, device_id, token)

@@ -113,8 +113,8 @@ class RoomCreationHandler:
         raise MatrixError(500, "Could not allocate a room id")
 
     async def _profile(self, user_id: str) -> dict[str, Any]:
-        """displayname/avatar_url for member events (profiles arrive with their own issue)."""
-        return {}
+        """displayname/avatar_url for member events (only those that are set)."""
+        return await self.hs.profile_handler.member_event_profile(user_id)
 
     def _parse(self, body: dict[str, Any]) -> dict[str, Any]:
         visibility = body.get("visibility", "private")

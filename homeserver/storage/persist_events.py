@@ -7,7 +7,7 @@ callers are answered together.
 """
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +52,7 @@ class EventsPersister:
         self.state = state
         self._queue: list[tuple[Event, EventContext, defer.Deferred[int]]] = []
         self._draining = False
-        self.on_persisted: list[Callable[[list[Event]], None]] = []
+        self.on_persisted: list[Callable[[list[Event]], Awaitable[None] | None]] = []
 
     async def persist(self, event: Event, context: EventContext) -> int:
         """Persist one event; returns its stream ordering once it is committed."""
@@ -80,7 +80,11 @@ class EventsPersister:
                         self.events.invalidate_event(event.redacts)
                 for callback in self.on_persisted:
                     try:
-                        callback(persisted)
+                        # A callback may return an awaitable: callers are answered (and later
+                        # callbacks run) once it is done.
+                        result = callback(persisted)
+                        if result is not None:
+                            await result
                     except Exception:
                         logger.exception("on_persisted callback failed")
                 for (_, _, d), ordering in zip(batch, orderings, strict=True):

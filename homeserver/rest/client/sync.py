@@ -17,15 +17,16 @@ MAX_TIMEOUT_MS = 5 * 60 * 1000
 class SyncServlet(RestServlet):
     async def on_GET(self, request: HomeserverRequest) -> tuple[int, Any]:
         requester = await self.hs.auth.get_user_by_req(request, allow_guest=True)
-        parse_string(request, "set_presence", default="online", allowed=["online", "offline", "unavailable"])
+        set_presence = parse_string(request, "set_presence", default="online", allowed=["online", "offline", "unavailable"])
         timeout = min(parse_integer(request, "timeout", default=0, minimum=0), MAX_TIMEOUT_MS)
-        return 200, await self.hs.sync_handler.sync(
-            requester,
-            parse_string(request, "since", default=None),
-            timeout,
-            parse_boolean(request, "full_state", default=False),
-            parse_string(request, "filter", default=None),
-        )
+        async with self.hs.presence_handler.user_syncing(requester.user_id, set_presence):
+            return 200, await self.hs.sync_handler.sync(
+                requester,
+                parse_string(request, "since", default=None),
+                timeout,
+                parse_boolean(request, "full_state", default=False),
+                parse_string(request, "filter", default=None),
+            )
 
 
 class FilterUploadServlet(RestServlet):

@@ -28,6 +28,11 @@ class DeviceStore:
             rows,
         )
 
+    def record_change_txn(self, txn: Txn, user_id: str, device_ids: Iterable[str]) -> None:
+        """Record a change of the user's device list inside another store's transaction (the
+        end-to-end key store does, when device or cross-signing keys change)."""
+        self._record_change_txn(txn, user_id, device_ids)
+
     async def store_device(self, user_id: str, device_id: str, display_name: str | None) -> bool:
         """Create the device if it does not exist; True when it was created."""
 

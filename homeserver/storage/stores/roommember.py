@@ -79,3 +79,34 @@ class RoomMemberStore:
         for room_id, user_id, membership in rows:
             result[room_id].append((user_id, membership))
         return result
+
+    async def get_joined_members_with_display_names(self, room_ids: list[str]) -> dict[str, dict[str, str | None]]:
+        """room -> {user_id: display name from their current member event} of joined members."""
+        if not room_ids:
+            return {}
+        marks = ", ".join("?" for _ in room_ids)
+        rows = await self.db.execute(
+            "get_joined_members_with_display_names",
+            "SELECT c.room_id, c.state_key, m.display_name FROM current_state_events AS c"
+            " LEFT JOIN room_memberships AS m ON m.event_id = c.event_id"
+            f" WHERE c.room_id IN ({marks}) AND c.type = 'm.room.member' AND c.membership = 'join'",
+            *room_ids,
+        )
+        result: dict[str, dict[str, str | None]] = {room_id: {} for room_id in room_ids}
+        for room_id, user_id, display_name in rows:
+            result[room_id][user_id] = display_name
+        return result
+
+    async def get_last_non_join_orderings(self, user_id: str, room_ids: list[str]) -> dict[str, int]:
+        """room -> stream ordering of the user's latest membership event there that was not a
+        join (invite, leave, knock, ban): where their current stay in the room began."""
+        if not room_ids:
+            return {}
+        marks = ", ".join("?" for _ in room_ids)
+        rows = await self.db.execute(
+            "get_last_non_join_orderings",
+            "SELECT room_id, MAX(stream_ordering) FROM room_memberships"
+            f" WHERE user_id = ? AND membership != 'join' AND room_id IN ({marks}) GROUP BY room_id",
+            user_id, *room_ids,
+        )
+        return {room_id: int(ordering) for room_id, ordering in rows}

@@ -1,0 +1,1 @@
+"""Push rules, unread notification counts and /notifications."""

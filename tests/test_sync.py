@@ -1,20 +1,11 @@
 """`/sync` end to end: initial and incremental syncs, long-polling, filters, lazy-loading,
 limited timelines with working prev_batch tokens, invites and leaves, on both engines."""
 
-import threading
 import time
 from typing import Any
 
 from tests.harness import Client, ServerProcess
-from tests.spec import assert_matches_spec
-
-
-def sync(client: Client, **params: Any) -> dict[str, Any]:
-    resp = client.get("sync", params=params)
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
-    assert_matches_spec(body, "sync.yaml", "/sync", "get", 200)
-    return body  # type: ignore[no-any-return]
+from tests.matrix_helpers import long_poll, sync
 
 
 def bodies(room: dict[str, Any]) -> list[str]:
@@ -56,20 +47,11 @@ def test_long_poll_returns_promptly_when_someone_sends(make_user: Any) -> None:
     room = alice.post("createRoom", {"preset": "public_chat"}).json()["room_id"]
     bob.post(f"join/{room}", {})
     token = sync(bob)["next_batch"]
-    result: dict[str, Any] = {}
-
-    def poll() -> None:
-        start = time.monotonic()
-        result["body"] = sync(bob, since=token, timeout=20000)
-        result["seconds"] = time.monotonic() - start
-
-    thread = threading.Thread(target=poll)
-    thread.start()
-    time.sleep(0.5)
-    alice.put(f"rooms/{room}/send/m.room.message/1", {"msgtype": "m.text", "body": "wake up"})
-    thread.join(30)
-    assert bodies(result["body"]["rooms"]["join"][room]) == ["wake up"]
-    assert result["seconds"] < 5, result["seconds"]
+    body, seconds = long_poll(
+        bob, token, lambda: alice.put(f"rooms/{room}/send/m.room.message/1", {"msgtype": "m.text", "body": "wake up"})
+    )
+    assert bodies(body["rooms"]["join"][room]) == ["wake up"]
+    assert seconds < 5, seconds
 
 
 def test_long_poll_times_out_empty(make_user: Any) -> None:

@@ -3,26 +3,10 @@ error checks over the client-server API."""
 
 import json
 from typing import Any
-from urllib.parse import quote
-
-import requests
 
 from tests.harness import Client
+from tests.matrix_helpers import assert_error, enc  # noqa: F401 - re-exported for the tests
 from tests.spec import assert_matches_spec
-
-
-def enc(value: str) -> str:
-    """A user id, room id or type as one URL path segment."""
-    return quote(value, safe="")
-
-
-def assert_error(resp: requests.Response, status: int, errcode: str | None = None) -> dict[str, Any]:
-    assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {resp.text}"
-    body = resp.json()
-    assert isinstance(body.get("errcode"), str) and isinstance(body.get("error"), str), body
-    if errcode is not None:
-        assert body["errcode"] == errcode, body
-    return body  # type: ignore[no-any-return]
 
 
 def create_room(client: Client, **body: Any) -> str:

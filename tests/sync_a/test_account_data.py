@@ -2,11 +2,10 @@
 controls, and their arrival through /sync (initial, incremental with only the changes, rooms
 joined since the token, filters, long-polling)."""
 
-import threading
-import time
 from typing import Any
 
 from tests.harness import Client
+from tests.matrix_helpers import long_poll
 from tests.spec import assert_matches_spec
 from tests.sync_a.helpers import (
     assert_error,
@@ -208,20 +207,9 @@ def test_sync_filter_on_account_data_types(make_user: Any) -> None:
 def test_account_data_wakes_a_long_poll(make_user: Any) -> None:
     alice = make_user("alice")
     token = sync(alice)["next_batch"]
-    result: dict[str, Any] = {}
-
-    def poll() -> None:
-        start = time.monotonic()
-        result["body"] = sync(alice, since=token, timeout=20000)
-        result["seconds"] = time.monotonic() - start
-
-    thread = threading.Thread(target=poll)
-    thread.start()
-    time.sleep(0.5)
-    put_global(alice, "org.example.ping", {"at": 1})
-    thread.join(30)
-    assert global_account_data(result["body"]) == {"org.example.ping": {"at": 1}}
-    assert result["seconds"] < 5, result["seconds"]
+    body, seconds = long_poll(alice, token, lambda: put_global(alice, "org.example.ping", {"at": 1}))
+    assert global_account_data(body) == {"org.example.ping": {"at": 1}}
+    assert seconds < 5, seconds
 
 
 def test_other_users_account_data_does_not_reach_my_sync(make_user: Any) -> None:

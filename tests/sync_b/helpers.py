@@ -4,28 +4,17 @@ exercised)."""
 
 import itertools
 from typing import Any
-from urllib.parse import quote
 
 from signedjson.key import generate_signing_key
 from signedjson.sign import sign_json
 from unpaddedbase64 import encode_base64
 
 from tests.harness import Client
-from tests.spec import assert_matches_spec
+from tests.matrix_helpers import enc, sync  # noqa: F401 - re-exported for the tests
 
 _counter = itertools.count(1)
 
 
-def enc(value: str) -> str:
-    return quote(value, safe="")
-
-
-def sync(client: Client, **params: Any) -> dict[str, Any]:
-    resp = client.get("sync", params=params)
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
-    assert_matches_spec(body, "sync.yaml", "/sync", "get", 200)
-    return body  # type: ignore[no-any-return]
 
 
 def shared_room(owner: Client, *others: Client) -> str:

@@ -1,11 +1,10 @@
 """Device keys, one-time and fallback keys between two users, and device list tracking in
 `/sync` and `/keys/changes`, on both engines."""
 
-import threading
-import time
 from typing import Any
 
 from tests.harness import Client
+from tests.matrix_helpers import long_poll
 from tests.spec import assert_matches_spec
 from tests.sync_b.helpers import DeviceKeys, enc, second_device, shared_room, sync
 
@@ -157,17 +156,6 @@ def test_long_poll_wakes_when_a_room_mate_uploads_keys(make_user: Any) -> None:
     alice, bob = make_user("alice"), make_user("bob")
     shared_room(alice, bob)
     token = sync(alice)["next_batch"]
-    result: dict[str, Any] = {}
-
-    def poll() -> None:
-        start = time.monotonic()
-        result["body"] = sync(alice, since=token, timeout=20000)
-        result["seconds"] = time.monotonic() - start
-
-    thread = threading.Thread(target=poll)
-    thread.start()
-    time.sleep(0.5)
-    upload(bob, {"device_keys": DeviceKeys(bob).device_keys()})
-    thread.join(30)
-    assert result["body"]["device_lists"]["changed"] == [bob.user_id]
-    assert result["seconds"] < 5, result["seconds"]
+    body, seconds = long_poll(alice, token, lambda: upload(bob, {"device_keys": DeviceKeys(bob).device_keys()}))
+    assert body["device_lists"]["changed"] == [bob.user_id]
+    assert seconds < 5, seconds

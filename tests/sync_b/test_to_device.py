@@ -2,11 +2,10 @@
 a user, idempotent transaction ids, redelivery until a later sync acknowledges, the 100-message
 cap per sync, and long-polling syncs woken by a message."""
 
-import threading
-import time
 from typing import Any
 
 from tests.harness import Client
+from tests.matrix_helpers import long_poll
 from tests.spec import assert_matches_spec
 from tests.sync_b.helpers import second_device, sync
 
@@ -81,20 +80,9 @@ def test_at_most_100_messages_per_sync_and_the_rest_next_time(make_user: Any) ->
 def test_long_poll_wakes_for_a_to_device_message(make_user: Any) -> None:
     alice, bob = make_user("alice"), make_user("bob")
     token = sync(bob)["next_batch"]
-    result: dict[str, Any] = {}
-
-    def poll() -> None:
-        start = time.monotonic()
-        result["body"] = sync(bob, since=token, timeout=20000)
-        result["seconds"] = time.monotonic() - start
-
-    thread = threading.Thread(target=poll)
-    thread.start()
-    time.sleep(0.5)
-    send(alice, "wake", {bob.user_id: {"*": {"hello": "bob"}}})
-    thread.join(30)
-    assert received(result["body"]) == [(alice.user_id, "m.test", {"hello": "bob"})]
-    assert result["seconds"] < 5, result["seconds"]
+    body, seconds = long_poll(bob, token, lambda: send(alice, "wake", {bob.user_id: {"*": {"hello": "bob"}}}))
+    assert received(body) == [(alice.user_id, "m.test", {"hello": "bob"})]
+    assert seconds < 5, seconds
 
 
 def test_bad_requests_are_matrix_errors(make_user: Any) -> None:

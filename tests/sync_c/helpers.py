@@ -8,29 +8,17 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 import jsonschema
-import requests
 
 from tests.harness import Client
+from tests.matrix_helpers import assert_error, enc  # noqa: F401 - re-exported for the tests
 from tests.spec import _load, _resolve, assert_matches_spec
 
 EVENT_SCHEMAS = os.path.join(os.path.dirname(__file__), "..", "matrix-spec", "data", "event-schemas", "schema")
 _txn_ids = iter(range(1, 10**9))
 
 
-def enc(value: str) -> str:
-    return quote(value, safe="")
-
-
-def assert_error(resp: requests.Response, status: int, errcode: str | None = None) -> dict[str, Any]:
-    assert resp.status_code == status, f"expected {status}, got {resp.status_code}: {resp.text}"
-    body = resp.json()
-    assert isinstance(body.get("errcode"), str) and isinstance(body.get("error"), str), body
-    if errcode is not None:
-        assert body["errcode"] == errcode, body
-    return body  # type: ignore[no-any-return]
 
 
 @functools.cache

@@ -36,6 +36,29 @@ class Notifier:
                 users.add(event.state_key)
         self.wake(users=users, rooms=rooms)
 
+    def on_new_room_rows(self, rows: Iterable[Any], events_store: Any) -> None:
+        """Events another process persisted (`EventRow`s, learned through replication):
+        invalidate cached events they redact, record the changed rooms, wake waiters."""
+        rooms: set[str] = set()
+        users: set[str] = set()
+        for row in rows:
+            if row.redacts:
+                events_store.invalidate_event(row.redacts)
+            self.room_changes.entity_has_changed(row.room_id, row.stream_ordering)
+            rooms.add(row.room_id)
+            if row.type == "m.room.member" and row.state_key:
+                users.add(row.state_key)
+        self.wake(users=users, rooms=rooms)
+
+    def wake_all(self) -> None:
+        """Wake every waiting request (for streams whose rows say nothing about who cares)."""
+        waiters = set().union(*self._user_waiters.values(), *self._room_waiters.values())
+        self._user_waiters.clear()
+        self._room_waiters.clear()
+        for waiter in waiters:
+            if not waiter.called:
+                waiter.callback(None)
+
     def wake(self, users: Iterable[str] = (), rooms: Iterable[str] = ()) -> None:
         waiters: set[defer.Deferred[None]] = set()
         for user in users:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from homeserver.handlers.voip import VoipHandler
     from homeserver.http.auth import Auth
     from homeserver.notifier import Notifier
+    from homeserver.replication.handler import ReplicationHandler
     from homeserver.state.context import StateHandler
     from homeserver.storage.persist_events import EventsPersister
 
@@ -215,6 +216,15 @@ class HomeServer:
         from homeserver.handlers.initial_sync import InitialSyncHandler
 
         return InitialSyncHandler(self)
+
+    @cached_property
+    def replication(self) -> "ReplicationHandler":
+        from homeserver.replication.handler import ReplicationHandler
+
+        handler = ReplicationHandler(self)
+        # Registered last: other processes hear of events once everything about them is stored.
+        self.events_persister.on_persisted.append(lambda events: handler.on_local_write("events"))
+        return handler
 
     @cached_property
     def sync_handler(self) -> "SyncHandler":

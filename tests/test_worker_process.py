@@ -3,9 +3,11 @@ legacy app names, serves the worker endpoints with the same answers as main, and
 start on a database the main process has not migrated."""
 
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +25,8 @@ from tests.harness import (
     free_port,
 )
 
+SERVER_NAME = f"workers-{secrets.token_hex(4)}.test"
+
 
 def worker_config(name: str, port: int, app: str = "synapse.app.generic_worker") -> dict[str, Any]:
     return {
@@ -37,7 +41,8 @@ def worker_config(name: str, port: int, app: str = "synapse.app.generic_worker")
 @pytest.fixture(scope="module")
 def deployment() -> Iterator[tuple[ServerProcess, ServerProcess]]:
     with tempfile.TemporaryDirectory(prefix="hs-test-") as directory, database_config("postgres", directory) as db:
-        shared = base_config(directory, db, free_port())
+        # A server name of its own: replication runs on a Redis channel named after it.
+        shared = base_config(directory, db, free_port(), server_name=SERVER_NAME)
         shared["redis"] = {"enabled": True, "host": REDIS_HOST, "port": REDIS_PORT}
         shared["instance_map"] = {"main": {"host": "127.0.0.1", "port": shared["listeners"][0]["port"]}}
         main = ServerProcess(directory, shared).start()
@@ -63,7 +68,7 @@ def test_worker_serves_the_same_answers(deployment: tuple[ServerProcess, ServerP
         from_worker = on_worker.get(path)
         assert from_worker.status_code == 200, from_worker.text
         assert from_worker.json() == from_main.json()
-    assert on_worker.get("account/whoami").json()["user_id"] == "@workeruser:test.local"
+    assert on_worker.get("account/whoami").json()["user_id"] == f"@workeruser:{SERVER_NAME}"
 
 
 def test_logout_on_main_is_seen_by_worker(deployment: tuple[ServerProcess, ServerProcess]) -> None:
@@ -101,3 +106,22 @@ def test_main_refuses_a_worker_file() -> None:
         assert result.returncode == 1
         assert len(result.stderr.strip().splitlines()) == 1
         assert "homeserver.app.generic_worker" in result.stderr
+
+
+def test_worker_sees_a_redaction_made_on_main(deployment: tuple[ServerProcess, ServerProcess]) -> None:
+    """Replication: the worker's cached copy of an event is dropped when main redacts it."""
+    main, worker = deployment
+    on_main = Client(main.url)
+    on_main.register("redactor")
+    room = on_main.post("createRoom", {}).json()["room_id"]
+    event_id = on_main.put(f"rooms/{room}/send/m.room.message/1", {"msgtype": "m.text", "body": "oops"}).json()["event_id"]
+    on_worker = Client(worker.url, on_main.access_token)
+    assert on_worker.get(f"rooms/{room}/event/{event_id}").json()["content"]["body"] == "oops"
+    assert on_main.put(f"rooms/{room}/redact/{event_id}/r1", {}).status_code == 200
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        content = on_worker.get(f"rooms/{room}/event/{event_id}").json()["content"]
+        if content == {}:
+            break
+        time.sleep(0.1)
+    assert content == {}

@@ -126,6 +126,7 @@ async def start(hs: HomeServer, pid_file: str | None, on_started: Callable[[list
         hs.push_actions_processor  # noqa: B018 - evaluates push rules for every event persisted from here on
         await hs.presence_handler.start()
         opened = start_listeners(hs)
+        hs.replication.start()
     except (SchemaError, StartupError) as e:
         logger.error("%s", e)
         print(f"Error: {e}", file=sys.stderr)

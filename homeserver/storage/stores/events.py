@@ -279,3 +279,27 @@ class TimelineStore:
             *args, after, upto, limit,
         )
         return [r[0] for r in rows]
+
+    async def get_rows_by_writer(self, instance: str, after: int, upto: int, limit: int) -> list["EventRow"]:
+        """The events one writer persisted with `after < stream <= upto`, for replication."""
+        rows = await self.db.execute(
+            "get_event_rows_by_writer",
+            "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, r.redacts FROM events AS e"
+            " LEFT JOIN redactions AS r ON r.event_id = e.event_id"
+            " WHERE e.instance_name = ? AND e.stream_ordering > ? AND e.stream_ordering <= ?"
+            " ORDER BY e.stream_ordering LIMIT ?",
+            instance, after, upto, limit,
+        )
+        return [EventRow(int(s), e, r, t, k, red) for s, e, r, t, k, red in rows]
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """What a reader needs to know about an event another process persisted."""
+
+    stream_ordering: int
+    event_id: str
+    room_id: str
+    type: str
+    state_key: str | None
+    redacts: str | None

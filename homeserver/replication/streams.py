@@ -1,0 +1,63 @@
+"""The replicated streams: for each, who writes it, how far this process has seen each writer,
+and how a reader catches up from the database and applies what it finds."""
+
+import logging
+from typing import TYPE_CHECKING
+
+from homeserver.storage.id_generators import StreamIdGenerator
+
+if TYPE_CHECKING:
+    from homeserver.server import HomeServer
+
+logger = logging.getLogger(__name__)
+
+PAGE = 1000
+
+
+class ReplicatedStream:
+    """A database-backed stream: catching up advances the writer's position and wakes syncs."""
+
+    def __init__(self, hs: "HomeServer", name: str, ids: StreamIdGenerator):
+        self.hs = hs
+        self.name = name
+        self.ids = ids
+
+    @property
+    def is_writer(self) -> bool:
+        return self.ids.is_writer
+
+    def local_position(self) -> int:
+        return self.ids.get_local_position()
+
+    async def catch_up(self, instance: str, target: int) -> None:
+        if target <= self.ids.get_position(instance):
+            return
+        self.ids.advance(instance, target)
+        self.hs.notifier.wake_all()
+
+
+class EventsStream(ReplicatedStream):
+    """Room events: reads the writer's new rows, invalidates what they change, then advances."""
+
+    async def catch_up(self, instance: str, target: int) -> None:
+        known = self.ids.get_position(instance)
+        while known < target:
+            rows = await self.hs.stores.timeline.get_rows_by_writer(instance, known, target, PAGE)
+            if not rows:
+                break
+            self.hs.notifier.on_new_room_rows(rows, self.hs.stores.events)
+            known = rows[-1].stream_ordering
+            self.ids.advance(instance, known)
+        self.ids.advance(instance, target)
+
+
+def build_streams(hs: "HomeServer") -> dict[str, ReplicatedStream]:
+    stores = hs.stores
+    streams: dict[str, ReplicatedStream] = {"events": EventsStream(hs, "events", stores.event_ids)}
+    for name, attribute in (("device_lists", "device_lists_ids"), ("account_data", "account_data_ids"),
+                            ("to_device", "to_device_ids"), ("receipts", "receipts_ids"),
+                            ("push_rules", "push_rules_ids"), ("presence", "presence_ids")):
+        ids = getattr(stores, attribute, None)
+        if isinstance(ids, StreamIdGenerator):
+            streams[name] = ReplicatedStream(hs, name, ids)
+    return streams

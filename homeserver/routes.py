@@ -30,6 +30,9 @@ class Endpoint:
     servlet: str
     balance: str | None = None
 
+    def with_balance(self, balance: str) -> "Endpoint":
+        return Endpoint(self.name, self.pattern, self.methods, self.resource, self.placement, self.servlet, balance)
+
     def servlet_class(self) -> type:
         module_name, _, class_name = self.servlet.partition(":")
         return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
@@ -64,15 +67,17 @@ ROUTES: list[Endpoint] = [
     _client("room_initial_sync", "/rooms/(?P<room_id>[^/]+)/initialSync", "GET", "main", "initial_sync:RoomInitialSyncServlet"),
     _client("filter_upload", "/user/(?P<user_id>[^/]+)/filter", "POST", "any", "sync:FilterUploadServlet", CLIENT_V3_PREFIX),
     _client("filter", "/user/(?P<user_id>[^/]+)/filter/(?P<filter_id>[^/]+)", "GET", "any", "sync:FilterServlet", CLIENT_V3_PREFIX),
-    # --- rooms: writes stay on main until event creation can reach a remote persister -----
-    _client("create_room", "/createRoom", "POST", "main", "room:CreateRoomServlet"),
-    _client("join", "/join/(?P<room>[^/]+)", "POST", "main", "room:JoinServlet"),
-    _client("room_join", "/rooms/(?P<room>[^/]+)/join", "POST", "main", "room:JoinServlet"),
-    _client("knock", "/knock/(?P<room>[^/]+)", "POST", "main", "room:KnockServlet", CLIENT_V3_PREFIX),
-    _client("membership", "/rooms/(?P<room_id>[^/]+)/(?P<action>invite|leave|kick|ban|unban|forget)", "POST", "main", "room:MembershipServlet"),
-    _client("send", "/rooms/(?P<room_id>[^/]+)/send/(?P<event_type>[^/]+)/(?P<txn_id>[^/]+)", "PUT", "main", "room:SendEventServlet"),
-    _client("redact", "/rooms/(?P<room_id>[^/]+)/redact/(?P<event_id>[^/]+)/(?P<txn_id>[^/]+)", "PUT", "main", "room:RedactServlet"),
-    _client("state_event", "/rooms/(?P<room_id>[^/]+)/state/(?P<event_type>[^/]+)(?:/(?P<state_key>[^/]*))?", "GET PUT", "main", "room:RoomStateEventServlet"),
+    # --- rooms: events are created where the request arrives and persisted by the room's
+    # event persister, reached over HTTP replication ---------------------------------------
+    _client("create_room", "/createRoom", "POST", "any", "room:CreateRoomServlet"),
+    _client("join", "/join/(?P<room>[^/]+)", "POST", "any", "room:JoinServlet"),
+    _client("room_join", "/rooms/(?P<room>[^/]+)/join", "POST", "any", "room:JoinServlet"),
+    _client("knock", "/knock/(?P<room>[^/]+)", "POST", "any", "room:KnockServlet", CLIENT_V3_PREFIX),
+    _client("membership", "/rooms/(?P<room_id>[^/]+)/(?P<action>invite|leave|kick|ban|unban|forget)", "POST", "any", "room:MembershipServlet"),
+    _client("send", "/rooms/(?P<room_id>[^/]+)/send/(?P<event_type>[^/]+)/(?P<txn_id>[^/]+)", "PUT", "any", "room:SendEventServlet",
+            ).with_balance("room"),
+    _client("redact", "/rooms/(?P<room_id>[^/]+)/redact/(?P<event_id>[^/]+)/(?P<txn_id>[^/]+)", "PUT", "any", "room:RedactServlet"),
+    _client("state_event", "/rooms/(?P<room_id>[^/]+)/state/(?P<event_type>[^/]+)(?:/(?P<state_key>[^/]*))?", "GET PUT", "any", "room:RoomStateEventServlet"),
     # --- rooms: reads ----------------------------------------------------------------------
     _client("joined_rooms", "/joined_rooms", "GET", "any", "room:JoinedRoomsServlet"),
     _client("room_state", "/rooms/(?P<room_id>[^/]+)/state", "GET", "any", "room:RoomStateServlet"),
@@ -169,6 +174,9 @@ ROUTES: list[Endpoint] = [
             CLIENT_V3_PREFIX),
     _client("presence_status", "/presence/(?P<user_id>[^/]+)/status", "GET PUT", "writer:presence",
             "presence:PresenceStatusServlet"),
+    # --- HTTP replication (the `replication` listener resource; never public) -------------
+    Endpoint("replication_persist_event", "^/_synapse/replication/persist_event/(?P<txn_id>[^/]+)$", ("POST",),
+             "replication", "any", "homeserver.rest.replication:PersistEventServlet"),
     # --- admin API -----------------------------------------------------------------------
     Endpoint("admin_register", "^/_synapse/admin/v1/register$", ("GET", "POST"), "client", "main", "homeserver.rest.admin.register:SharedSecretRegisterServlet"),
     # --- operations ----------------------------------------------------------------------

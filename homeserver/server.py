@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from homeserver.http.auth import Auth
     from homeserver.notifier import Notifier
     from homeserver.replication.handler import ReplicationHandler
+    from homeserver.replication.http_client import ReplicationClient
     from homeserver.state.context import StateHandler
     from homeserver.storage.persist_events import EventsPersister
 
@@ -225,6 +226,12 @@ class HomeServer:
         # Registered last: other processes hear of events once everything about them is stored.
         self.events_persister.on_persisted.append(lambda events: handler.on_local_write("events"))
         return handler
+
+    @cached_property
+    def replication_client(self) -> "ReplicationClient":
+        from homeserver.replication.http_client import ReplicationClient
+
+        return ReplicationClient(self)
 
     @cached_property
     def sync_handler(self) -> "SyncHandler":

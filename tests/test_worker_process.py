@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from homeserver.storage.schema import SCHEMA_VERSION
@@ -125,3 +126,42 @@ def test_worker_sees_a_redaction_made_on_main(deployment: tuple[ServerProcess, S
             break
         time.sleep(0.1)
     assert content == {}
+
+
+def test_events_sent_through_a_worker_are_persisted_by_main(deployment: tuple[ServerProcess, ServerProcess]) -> None:
+    """HTTP replication: the worker creates the event, the room's persister (main) writes it,
+    and the worker answers only once it can read it back."""
+    main, worker = deployment
+    alice = Client(main.url)
+    alice.register("sender")
+    on_worker = Client(worker.url, alice.access_token)
+    created = on_worker.post("createRoom", {"preset": "public_chat", "name": "via worker"})
+    assert created.status_code == 200, created.text
+    room = created.json()["room_id"]
+    first = on_worker.put(f"rooms/{room}/send/m.room.message/t1", {"msgtype": "m.text", "body": "hello"})
+    assert first.status_code == 200, first.text
+    # A retry of the same transaction gives the same event.
+    again = on_worker.put(f"rooms/{room}/send/m.room.message/t1", {"msgtype": "m.text", "body": "hello"})
+    assert again.json()["event_id"] == first.json()["event_id"]
+    # Read your own write on the worker at once, and on main.
+    for client in (on_worker, alice):
+        page = client.get(f"rooms/{room}/messages", params={"limit": 5}).json()["chunk"]
+        assert [e["content"].get("body") for e in page if e["type"] == "m.room.message"] == ["hello"]
+    assert alice.get(f"rooms/{room}/state/m.room.name").json() == {"name": "via worker"}
+
+
+def test_replication_listener_requires_the_secret() -> None:
+    with tempfile.TemporaryDirectory(prefix="hs-test-") as directory:
+        config = base_config(directory, {"name": "sqlite3", "args": {"database": "hs.db"}}, free_port())
+        config["worker_replication_secret"] = "s3cret"
+        server = ServerProcess(directory, config).start()
+        try:
+            url = server.url + "/_synapse/replication/persist_event/abc"
+            no_secret = requests.post(url, json={})
+            assert no_secret.status_code == 401
+            wrong = requests.post(url, json={}, headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+            right = requests.post(url, json={}, headers={"Authorization": "Bearer s3cret"})
+            assert right.status_code == 400  # past the secret check: the body is incomplete
+        finally:
+            server.stop()

@@ -1,0 +1,65 @@
+"""Servlets of the `replication` listener resource (`/_synapse/replication/...`), never
+public. Every call needs `worker_replication_secret` when one is set, and each carries an
+idempotency key: a retried call gets the first call's answer."""
+
+import hmac
+from typing import Any
+
+from homeserver.events.event import Event
+from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS
+from homeserver.http.errors import MatrixError
+from homeserver.http.server import HomeserverRequest
+from homeserver.http.servlet import RestServlet, parse_json_object
+from homeserver.storage.persist_events import EventContext
+from homeserver.util.caches import LruCache
+
+
+class ReplicationServlet(RestServlet):
+    """Checks the secret and answers retries from a cache of recent responses."""
+
+    def __init__(self, hs: Any):
+        super().__init__(hs)
+        self._responses: LruCache[str, tuple[int, Any]] = LruCache(f"replication_{type(self).__name__}", 10_000)
+
+    def check_secret(self, request: HomeserverRequest) -> None:
+        secret = self.hs.config.worker.replication_secret
+        if not secret:
+            return
+        header = request.getHeader("authorization") or ""
+        if not hmac.compare_digest(header.encode(), f"Bearer {secret}".encode()):
+            raise MatrixError(401, "Missing or wrong replication secret", "M_UNAUTHORIZED")
+
+    async def on_POST(self, request: HomeserverRequest, txn_id: str) -> tuple[int, Any]:
+        self.check_secret(request)
+        cached = self._responses.get(txn_id)
+        if cached is not None:
+            return cached
+        body = parse_json_object(request)
+        result = 200, await self.handle(body)
+        self._responses.set(txn_id, result)
+        return result
+
+    async def handle(self, body: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class PersistEventServlet(ReplicationServlet):
+    """Persist an event created on another process (this process persists the room)."""
+
+    async def handle(self, body: dict[str, Any]) -> Any:
+        version = KNOWN_ROOM_VERSIONS.get(str(body.get("room_version")))
+        pdu = body.get("pdu")
+        if version is None or not isinstance(pdu, dict):
+            raise MatrixError(400, "room_version and pdu are required", "M_BAD_JSON")
+        event = Event(pdu, version)
+        existing = await self.hs.stores.events.get_position(event.event_id)
+        if existing is not None:  # Persisted by an earlier call whose answer was lost.
+            return {"event_id": event.event_id, "stream_ordering": existing.stream}
+        state_before = {(t, k): e for t, k, e in body.get("state_before", [])}
+        group = body.get("state_group_before")
+        if group is not None and not state_before:
+            state_before = dict((await self.hs.stores.state.get_state_for_groups([group]))[group])
+        txn = body.get("txn")
+        context = EventContext(group, state_before, tuple(txn) if isinstance(txn, list) and len(txn) == 3 else None)  # type: ignore[arg-type]
+        ordering = await self.hs.events_persister.persist(event, context)
+        return {"event_id": event.event_id, "stream_ordering": ordering}

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from homeserver.handlers.visibility import VisibilityHandler
     from homeserver.handlers.voip import VoipHandler
     from homeserver.http.auth import Auth
+    from homeserver.http.forwarding import RequestForwarder
     from homeserver.notifier import Notifier
     from homeserver.replication.handler import ReplicationHandler
     from homeserver.replication.http_client import ReplicationClient
@@ -232,6 +233,12 @@ class HomeServer:
         from homeserver.replication.http_client import ReplicationClient
 
         return ReplicationClient(self)
+
+    @cached_property
+    def request_forwarder(self) -> "RequestForwarder":
+        from homeserver.http.forwarding import RequestForwarder
+
+        return RequestForwarder(self)
 
     @cached_property
     def sync_handler(self) -> "SyncHandler":

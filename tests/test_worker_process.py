@@ -165,3 +165,25 @@ def test_replication_listener_requires_the_secret() -> None:
             assert right.status_code == 400  # past the secret check: the body is incomplete
         finally:
             server.stop()
+
+
+def test_worker_forwards_what_it_may_not_serve(deployment: tuple[ServerProcess, ServerProcess]) -> None:
+    """The misroute guard: endpoints of the main process or a stream writer work through a
+    worker too (account data, typing, /sync, capabilities), answered by the right process."""
+    main, worker = deployment
+    alice = Client(main.url)
+    alice.register("forwarded")
+    on_worker = Client(worker.url, alice.access_token)
+    put = on_worker.put(f"user/{alice.user_id}/account_data/org.example.colour", {"colour": "teal"})
+    assert put.status_code == 200, put.text
+    assert alice.get(f"user/{alice.user_id}/account_data/org.example.colour").json() == {"colour": "teal"}
+    assert on_worker.get("capabilities").status_code == 200
+    room = on_worker.post("createRoom", {}).json()["room_id"]
+    assert on_worker.put(f"rooms/{room}/typing/{alice.user_id}", {"typing": True, "timeout": 5000}).status_code == 200
+    synced = on_worker.get("sync")
+    assert synced.status_code == 200, synced.text
+    body = synced.json()
+    assert room in body["rooms"]["join"]
+    assert {"type": "org.example.colour", "content": {"colour": "teal"}} in body["account_data"]["events"]
+    unknown = on_worker.get("/_matrix/client/v3/no/such/endpoint")
+    assert unknown.status_code == 404 and unknown.json()["errcode"] == "M_UNRECOGNIZED"

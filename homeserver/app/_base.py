@@ -16,7 +16,7 @@ from twisted.internet.error import CannotListenError
 from homeserver.config import ConfigError, HomeServerConfig, load_config
 from homeserver.config.logger import setup_logging
 from homeserver.http.server import HomeserverSite, Router
-from homeserver.routes import endpoints_for
+from homeserver.routes import ROUTES, Endpoint, endpoints_for
 from homeserver.server import HomeServer
 from homeserver.storage.prepare import SchemaError, prepare_database
 
@@ -52,12 +52,30 @@ def load_or_exit(paths: list[str]) -> HomeServerConfig:
 
 
 def build_router(hs: HomeServer, resources: set[str]) -> Router:
+    """The routes of one listener: what this process serves, and forwarding (the misroute
+    guard) for the client endpoints it may not serve. A replication listener also serves the
+    client API, for requests other processes forward here."""
+    if "replication" in resources:
+        resources = resources | {"client"}
     router = Router(hs.instance_name)
-    for endpoint in endpoints_for(resources, hs.is_main, hs.instance_name, hs.config.worker.stream_writers):
+    writers = hs.config.worker.stream_writers
+    local = set()
+    for endpoint in endpoints_for(resources, hs.is_main, hs.instance_name, writers):
+        local.add(endpoint.name)
         servlet = endpoint.servlet_class()(hs)
         for method in endpoint.methods:
             router.register(endpoint.pattern, [method], getattr(servlet, f"on_{method}"), endpoint.name)
+    for endpoint in ROUTES:
+        if endpoint.resource == "client" and "client" in resources and endpoint.name not in local:
+            router.register(endpoint.pattern, endpoint.methods, _forwarding_handler(hs, endpoint), endpoint.name)
     return router
+
+
+def _forwarding_handler(hs: HomeServer, endpoint: Endpoint) -> Callable[..., Any]:
+    async def forward(request: Any, **_: str) -> tuple[int, Any]:
+        return await hs.request_forwarder.forward(request, endpoint)
+
+    return forward
 
 
 def start_listeners(hs: HomeServer) -> list[str]:

@@ -187,3 +187,14 @@ def test_worker_forwards_what_it_may_not_serve(deployment: tuple[ServerProcess, 
     assert {"type": "org.example.colour", "content": {"colour": "teal"}} in body["account_data"]["events"]
     unknown = on_worker.get("/_matrix/client/v3/no/such/endpoint")
     assert unknown.status_code == 404 and unknown.json()["errcode"] == "M_UNRECOGNIZED"
+
+
+def test_a_second_worker_with_the_same_name_is_refused(deployment: tuple[ServerProcess, ServerProcess]) -> None:
+    main, worker = deployment
+    clone = ServerProcess(
+        worker.directory, worker.config, "homeserver.app.generic_worker",
+        [worker_config("synchrotron1", free_port(), "synchrotron")], name="synchrotron1-clone",
+    )
+    result = subprocess.run(clone.command(), capture_output=True, text=True, timeout=60, cwd=worker.directory)
+    assert result.returncode == 1
+    assert "synchrotron1" in result.stderr and "worker_name" in result.stderr

@@ -9,6 +9,9 @@ gap, even after missing messages while Redis was down. On (re)connect a process 
 """
 
 import logging
+import secrets
+import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, task
@@ -36,6 +39,9 @@ class ReplicationHandler:
     def __init__(self, hs: "HomeServer"):
         self.hs = hs
         self.instance = hs.instance_name
+        # Tells this process apart from another one wrongly started with the same name.
+        self.nonce = secrets.token_hex(8)
+        self.started = int(time.time() * 1000)
         self.streams: dict[str, ReplicatedStream] = build_streams(hs)
         self._transport: RedisTransport | None = None
         self._catch_up = Linearizer()
@@ -59,6 +65,7 @@ class ReplicationHandler:
         self.announce_positions()
 
     def announce_positions(self) -> None:
+        self.send(Command("PING", {"instance": self.instance, "nonce": self.nonce, "started": self.started}))
         for name, stream in self.streams.items():
             if stream.is_writer:
                 self.send(position(name, self.instance, stream.local_position()))
@@ -75,11 +82,28 @@ class ReplicationHandler:
             logger.warning("Ignoring replication line: %s", e)
             return
         if command.body.get("instance") == self.instance:
+            if command.name == "PING" and command.body.get("nonce") != self.nonce:
+                self._duplicate_instance(command.body)
             return  # Our own echo.
         if command.name == "REPLICATE":
             self.announce_positions()
         elif command.name == "POSITION":
             defer.ensureDeferred(self._on_position(command.body))
+
+    def _duplicate_instance(self, other: dict[str, Any]) -> None:
+        """Two processes with one name would ignore each other's writes: the one started
+        later refuses to go on."""
+        from homeserver.app._base import stop_reactor
+
+        theirs = (other.get("started", 0), str(other.get("nonce")))
+        message = (f"another process is running with the instance name {self.instance!r}; "
+                   "every worker needs its own worker_name")
+        if (self.started, self.nonce) < theirs:
+            logger.error("%s (the other one started later and will stop)", message)
+            return
+        logger.critical("%s", message)
+        print(f"Error: {message}", file=sys.stderr)
+        stop_reactor(exit_code=1)
 
     async def _on_position(self, body: dict[str, Any]) -> None:
         stream = self.streams.get(str(body.get("stream")))

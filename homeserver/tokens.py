@@ -42,6 +42,10 @@ class StreamToken:
     def copy_and_replace(self, key: str, value: int) -> "StreamToken":
         return replace(self, **{key: value})
 
+    def max_with(self, other: "StreamToken") -> "StreamToken":
+        """The pointwise maximum: a token never goes backwards."""
+        return StreamToken(**{f.name: max(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)})
+
     def is_after(self, other: "StreamToken") -> bool:
         """True when any stream of this token is ahead of `other`'s."""
         return any(getattr(self, f.name) > getattr(other, f.name) for f in fields(self))

@@ -1,6 +1,7 @@
 """`/sync` end to end: initial and incremental syncs, long-polling, filters, lazy-loading,
 limited timelines with working prev_batch tokens, invites and leaves, on both engines."""
 
+import threading
 import time
 from typing import Any
 
@@ -165,3 +166,21 @@ def test_thread_summaries_bundled_in_sync_and_messages(make_user: Any) -> None:
     assert from_messages["unsigned"]["m.relations"]["m.thread"]["count"] == 2
     single = bob.get(f"rooms/{room}/event/{root}").json()
     assert single["unsigned"]["m.relations"]["m.thread"]["current_user_participated"] is True
+
+
+def test_token_from_a_process_further_along_is_honoured(make_user: Any) -> None:
+    """A since token ahead of this process (issued by a process that had seen more) is
+    answered once this process catches up, and next_batch never goes behind it."""
+    from homeserver.tokens import StreamToken
+
+    alice = make_user("alice")
+    room = alice.post("createRoom", {}).json()["room_id"]
+    current = StreamToken.parse(sync(alice)["next_batch"])
+    ahead = current.copy_and_replace("events", current.events + 1).encode()
+    sender = threading.Timer(0.5, lambda: alice.put(f"rooms/{room}/send/m.room.message/1", {"msgtype": "m.text", "body": "x"}))
+    sender.start()
+    start = time.monotonic()
+    body = sync(alice, since=ahead)
+    sender.join()
+    assert time.monotonic() - start >= 0.4
+    assert StreamToken.parse(body["next_batch"]).events >= current.events + 1

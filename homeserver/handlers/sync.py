@@ -1,6 +1,7 @@
 """`/sync`: what changed for a user between two stream tokens, computed with set-based
 queries per stream, and long-polling through the notifier when nothing did."""
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,9 @@ STRIPPED_STATE_TYPES = (
     "m.room.encryption", "m.room.topic",
 )
 MAX_HEROES = 5
+# How long a sync waits for this process to catch up with a token issued elsewhere.
+CATCH_UP_SECONDS = 10
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,15 +59,29 @@ class SyncHandler:
     ) -> dict[str, Any]:
         sync_filter = await self.hs.filter_handler.resolve(requester.user_id, filter_value)
         since = StreamToken.parse(since_token) if since_token else None
+        if since is not None:
+            await self._wait_to_reach(since)
         deadline = time.monotonic() + timeout_ms / 1000.0
         while True:
-            now_token = self.current_token()
+            now_token = self.current_token() if since is None else self.current_token().max_with(since)
             response, has_data, rooms = await self._build(requester, since, now_token, full_state, sync_filter)
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if since is None or full_state or has_data or remaining_ms <= 0:
                 return response
             if not await self.hs.notifier.wait_for_change(requester.user_id, rooms, now_token, remaining_ms):
                 return response
+
+    async def _wait_to_reach(self, since: StreamToken) -> None:
+        """A token issued by a process that was further along (another worker, or before this
+        one restarted) is honoured once this process has caught up with it; bounded, so a
+        token from nowhere cannot hang the request."""
+        from twisted.internet import reactor, task
+
+        deadline = time.monotonic() + CATCH_UP_SECONDS
+        while since.is_after(self.current_token()) and time.monotonic() < deadline:
+            await task.deferLater(reactor, 0.05, lambda: None)
+        if since.is_after(self.current_token()):
+            logger.warning("Sync token %s is ahead of this process (%s)", since.encode(), self.current_token().encode())
 
     async def _build(
         self, requester: Requester, since: StreamToken | None, now: StreamToken, full_state: bool, sync_filter: SyncFilter,

@@ -92,14 +92,17 @@ class SyncHandler:
         plans: list[RoomPlan] = []
         invites: list[tuple[str, str, str]] = []
         joined_rooms = []
+        member_changed: list[str] = []  # joined, with a membership event of theirs since the token
         for room_id, membership, event_id, ordering in memberships:
             if ordering > now.events or not sync_filter.allows_room(room_id):
                 continue
             changed = since_pos is None or ordering > since_pos
             if membership == "join":
                 joined_rooms.append(room_id)
-                if since_pos is None or full_state or changed:
+                if since_pos is None or full_state:
                     plans.append(RoomPlan(room_id, "join", True, None, now.events))
+                elif changed:
+                    member_changed.append(room_id)
                 elif self.hs.notifier.room_changes.has_entity_changed(room_id, since_pos):
                     plans.append(RoomPlan(room_id, "join", False, since_pos, now.events))
             elif membership in ("invite", "knock") and changed:
@@ -109,6 +112,13 @@ class SyncHandler:
                     plans.append(RoomPlan(room_id, "leave", full_state, since_pos, ordering))
                 elif since_pos is None and sync_filter.include_leave:
                     plans.append(RoomPlan(room_id, "leave", True, None, ordering))
+        if member_changed and since_pos is not None:
+            # Only a room the user was not joined to at the token (or left since) is newly
+            # joined; a join replacing a join (a profile change) is an ordinary update.
+            stayed = await self.stores.members.get_rooms_joined_throughout(user_id, member_changed, since_pos, now.events)
+            for room_id in member_changed:
+                kept = room_id in stayed
+                plans.append(RoomPlan(room_id, "join", not kept, since_pos if kept else None, now.events))
         await self._fill_timelines(plans, sync_filter.timeline_limit)
         rooms = await self._rooms_response(requester, plans, sync_filter, since_pos)
         rooms["invite"], rooms["knock"] = await self._invites_response(invites)

@@ -97,6 +97,27 @@ class RoomMemberStore:
             result[room_id][user_id] = display_name
         return result
 
+    async def get_rooms_joined_throughout(self, user_id: str, room_ids: list[str], since: int, upto: int) -> set[str]:
+        """Those of `room_ids` where the user was joined at stream position `since` and had no
+        membership but join from then up to `upto` (a profile change is a join after a join)."""
+        if not room_ids:
+            return set()
+        marks = ", ".join("?" for _ in room_ids)
+        rows = await self.db.execute(
+            "get_rooms_joined_throughout",
+            "SELECT room_id, membership, stream_ordering FROM room_memberships"
+            f" WHERE user_id = ? AND room_id IN ({marks}) AND stream_ordering <= ? ORDER BY stream_ordering",
+            user_id, *room_ids, upto,
+        )
+        at_since: dict[str, str] = {}
+        left_since: set[str] = set()
+        for room_id, membership, ordering in rows:
+            if int(ordering) <= since:
+                at_since[room_id] = membership
+            elif membership != "join":
+                left_since.add(room_id)
+        return {r for r, m in at_since.items() if m == "join" and r not in left_since}
+
     async def get_last_non_join_orderings(self, user_id: str, room_ids: list[str]) -> dict[str, int]:
         """room -> stream ordering of the user's latest membership event there that was not a
         join (invite, leave, knock, ban): where their current stay in the room began."""

@@ -258,3 +258,45 @@ def running_server(engine: str, **overrides: Any) -> Iterator[ServerProcess]:
             yield server
         finally:
             server.stop()
+
+
+def worker_config(name: str, port: int, app: str = "synapse.app.generic_worker",
+                  resources: tuple[str, ...] = ("client",)) -> dict[str, Any]:
+    """A worker's own config file: app, name and one loopback listener."""
+    return {
+        "worker_app": app,
+        "worker_name": name,
+        "worker_listeners": [
+            {"port": port, "type": "http", "bind_addresses": ["127.0.0.1"], "resources": [{"names": list(resources)}]}
+        ],
+    }
+
+
+@contextmanager
+def multi_process_deployment(
+    workers: list[dict[str, Any]], server_name: str, **shared_overrides: Any,
+) -> Iterator[list[ServerProcess]]:
+    """A main process and the given workers (their own config files) on a fresh PostgreSQL
+    database with Redis replication; yields [main, *workers], stopped afterwards. Give each
+    deployment its own server name: replication runs on a Redis channel named after it."""
+    with tempfile.TemporaryDirectory(prefix="hs-test-") as directory, database_config("postgres", directory) as db:
+        main_port = shared_overrides.pop("main_port", None) or free_port()
+        shared = base_config(directory, db, main_port, server_name=server_name)
+        shared["redis"] = {"enabled": True, "host": REDIS_HOST, "port": REDIS_PORT}
+        shared["instance_map"] = {"main": {"host": "127.0.0.1", "port": main_port}}
+        for key, value in shared_overrides.items():
+            if key == "instance_map":
+                shared["instance_map"].update(value)
+            else:
+                shared[key] = value
+        processes = [ServerProcess(directory, shared).start()]
+        try:
+            for worker in workers:
+                process = ServerProcess(directory, shared, "homeserver.app.generic_worker", [worker],
+                                        name=worker["worker_name"])
+                processes.append(process)
+                process.start()
+            yield processes
+        finally:
+            for process in reversed(processes):
+                process.stop()

@@ -3,21 +3,18 @@ when it is first written, the assignment is stored, and events of a room created
 process are persisted by its persister; clients see all of them from every process."""
 
 import secrets
-import tempfile
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from tests.harness import (
-    REDIS_HOST,
-    REDIS_PORT,
     Client,
     ServerProcess,
-    base_config,
-    database_config,
     free_port,
+    multi_process_deployment,
     query_database,
+    worker_config,
 )
 
 SERVER_NAME = f"persisters-{secrets.token_hex(4)}.test"
@@ -25,29 +22,15 @@ SERVER_NAME = f"persisters-{secrets.token_hex(4)}.test"
 
 @pytest.fixture(scope="module")
 def deployment() -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    with tempfile.TemporaryDirectory(prefix="hs-test-") as directory, database_config("postgres", directory) as db:
-        main_port, persister_port = free_port(), free_port()
-        shared = base_config(directory, db, main_port, server_name=SERVER_NAME)
-        shared["redis"] = {"enabled": True, "host": REDIS_HOST, "port": REDIS_PORT}
-        shared["worker_replication_secret"] = "replication-secret"
-        shared["instance_map"] = {
-            "main": {"host": "127.0.0.1", "port": main_port},
-            "persister1": {"host": "127.0.0.1", "port": persister_port},
-        }
-        shared["stream_writers"] = {"events": ["main", "persister1"]}
-        main = ServerProcess(directory, shared).start()
-        persister = ServerProcess(directory, shared, "homeserver.app.generic_worker", [{
-            "worker_app": "synapse.app.generic_worker",
-            "worker_name": "persister1",
-            "worker_listeners": [{"port": persister_port, "type": "http", "bind_addresses": ["127.0.0.1"],
-                                  "resources": [{"names": ["client", "replication"]}]}],
-        }], name="persister1")
-        try:
-            persister.start()
-            yield main, persister
-        finally:
-            persister.stop()
-            main.stop()
+    persister_port = free_port()
+    persister = worker_config("persister1", persister_port, resources=("client", "replication"))
+    with multi_process_deployment(
+        [persister], SERVER_NAME,
+        worker_replication_secret="replication-secret",
+        instance_map={"persister1": {"host": "127.0.0.1", "port": persister_port}},
+        stream_writers={"events": ["main", "persister1"]},
+    ) as (main, persister_process):
+        yield main, persister_process
 
 
 def test_rooms_spread_over_persisters_and_read_everywhere(deployment: tuple[ServerProcess, ServerProcess]) -> None:

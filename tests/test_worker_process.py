@@ -9,7 +9,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import requests
@@ -24,39 +23,18 @@ from tests.harness import (
     base_config,
     database_config,
     free_port,
+    multi_process_deployment,
+    worker_config,
 )
 
 SERVER_NAME = f"workers-{secrets.token_hex(4)}.test"
 
 
-def worker_config(name: str, port: int, app: str = "synapse.app.generic_worker") -> dict[str, Any]:
-    return {
-        "worker_app": app,
-        "worker_name": name,
-        "worker_listeners": [
-            {"port": port, "type": "http", "bind_addresses": ["127.0.0.1"], "resources": [{"names": ["client"]}]}
-        ],
-    }
-
-
 @pytest.fixture(scope="module")
 def deployment() -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    with tempfile.TemporaryDirectory(prefix="hs-test-") as directory, database_config("postgres", directory) as db:
-        # A server name of its own: replication runs on a Redis channel named after it.
-        shared = base_config(directory, db, free_port(), server_name=SERVER_NAME)
-        shared["redis"] = {"enabled": True, "host": REDIS_HOST, "port": REDIS_PORT}
-        shared["instance_map"] = {"main": {"host": "127.0.0.1", "port": shared["listeners"][0]["port"]}}
-        main = ServerProcess(directory, shared).start()
-        worker = ServerProcess(
-            directory, shared, "homeserver.app.generic_worker", [worker_config("synchrotron1", free_port(), "synchrotron")],
-            name="synchrotron1",
-        )
-        try:
-            worker.start()
-            yield main, worker
-        finally:
-            worker.stop()
-            main.stop()
+    worker = worker_config("synchrotron1", free_port(), "synchrotron")
+    with multi_process_deployment([worker], SERVER_NAME) as (main, synchrotron):
+        yield main, synchrotron
 
 
 def test_worker_serves_the_same_answers(deployment: tuple[ServerProcess, ServerProcess]) -> None:

@@ -28,10 +28,7 @@ class VisibilityHandler:
             state[key] for state in states.values() for key in (HISTORY_VISIBILITY, member_key) if key in state
         }
         state_events = await stores.events.get_events(wanted_ids)
-        current: dict[str, str | None] = {}
-        for room_id in {e.room_id for e in events}:
-            membership = await stores.members.get_membership(room_id, user_id)
-            current[room_id] = membership[0] if membership else None
+        current = await stores.members.get_memberships_in_rooms(user_id, list({e.room_id for e in events}))
         visible = []
         for event in events:
             state = states.get(event.event_id, {})
@@ -39,7 +36,7 @@ class VisibilityHandler:
             visibility = hv_event.content.get("history_visibility", "shared") if hv_event else "shared"
             member_event = state_events.get(state.get(member_key, ""))
             membership_then = member_event.membership if member_event else None
-            allowed = _allowed(event, user_id, visibility, membership_then, current[event.room_id])
+            allowed = _allowed(event, user_id, visibility, membership_then, current.get(event.room_id))
             if not allowed and event.type == HISTORY_VISIBILITY[0] and event.state_key == "":
                 # A history_visibility event is visible if the visibility before it allows, too.
                 previous = event.unsigned.get("prev_content")

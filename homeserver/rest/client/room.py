@@ -40,23 +40,21 @@ class CreateRoomServlet(RestServlet):
 class JoinServlet(RestServlet):
     """`/join/{roomIdOrAlias}` and `/rooms/{roomId}/join`."""
 
+    action = "join"
+
     async def on_POST(self, request: HomeserverRequest, room: str) -> tuple[int, Any]:
         requester = await self.hs.auth.get_user_by_req(request)
         body = parse_json_object(request, allow_empty=True)
         reason = body_field(body, "reason", str, required=False)
         room_id = await self.hs.membership_handler.resolve_room_id(room)
-        await self.hs.membership_handler.update_membership(requester, requester.user_id, room_id, "join", reason)
+        await self.hs.membership_handler.update_membership(requester, requester.user_id, room_id, self.action, reason)
         return 200, {"room_id": room_id}
 
 
-class KnockServlet(RestServlet):
-    async def on_POST(self, request: HomeserverRequest, room: str) -> tuple[int, Any]:
-        requester = await self.hs.auth.get_user_by_req(request)
-        body = parse_json_object(request, allow_empty=True)
-        reason = body_field(body, "reason", str, required=False)
-        room_id = await self.hs.membership_handler.resolve_room_id(room)
-        await self.hs.membership_handler.update_membership(requester, requester.user_id, room_id, "knock", reason)
-        return 200, {"room_id": room_id}
+class KnockServlet(JoinServlet):
+    """`/knock/{roomIdOrAlias}`."""
+
+    action = "knock"
 
 
 class MembershipServlet(RestServlet):

@@ -21,9 +21,14 @@ class TopologicalPosition:
     stream: int
 
 
+def placeholders(values: Collection[Any]) -> str:
+    """`?, ?, ...`: one placeholder per value."""
+    return ", ".join("?" for _ in values)
+
+
 def in_list(column: str, values: Collection[Any]) -> tuple[str, list[Any]]:
     """`column IN (?, ?, ...)` and its arguments."""
-    return f"{column} IN ({', '.join('?' for _ in values)})", list(values)
+    return f"{column} IN ({placeholders(values)})", list(values)
 
 
 class EventsStore:

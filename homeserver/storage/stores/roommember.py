@@ -1,6 +1,7 @@
 """Memberships: who is in which room (from current state) and each membership event."""
 
 from homeserver.storage.database import Database, Txn
+from homeserver.storage.stores.events import in_list, placeholders
 
 
 class RoomMemberStore:
@@ -8,7 +9,7 @@ class RoomMemberStore:
         self.db = db
 
     async def get_rooms_for_user(self, user_id: str, memberships: tuple[str, ...] = ("join",)) -> list[str]:
-        marks = ", ".join("?" for _ in memberships)
+        marks = placeholders(memberships)
         rows = await self.db.execute(
             "get_rooms_for_user",
             "SELECT room_id FROM current_state_events WHERE type = 'm.room.member' AND state_key = ?"
@@ -16,6 +17,19 @@ class RoomMemberStore:
             user_id, *memberships,
         )
         return [r[0] for r in rows]
+
+    async def get_memberships_in_rooms(self, user_id: str, room_ids: list[str]) -> dict[str, str]:
+        """room -> the user's current membership, for the rooms where they have one (one query)."""
+        if not room_ids:
+            return {}
+        clause, args = in_list("room_id", room_ids)
+        rows = await self.db.execute(
+            "get_memberships_in_rooms",
+            f"SELECT room_id, membership FROM current_state_events WHERE {clause} AND type = 'm.room.member'"
+            " AND state_key = ?",
+            *args, user_id,
+        )
+        return dict(rows)
 
     async def get_membership(self, room_id: str, user_id: str) -> tuple[str, str] | None:
         """(membership, event_id) of the user's current membership in the room."""
@@ -28,7 +42,7 @@ class RoomMemberStore:
         return (rows[0][0], rows[0][1]) if rows else None
 
     async def get_members(self, room_id: str, memberships: tuple[str, ...] = ("join",)) -> list[str]:
-        marks = ", ".join("?" for _ in memberships)
+        marks = placeholders(memberships)
         rows = await self.db.execute(
             "get_members",
             "SELECT state_key FROM current_state_events WHERE room_id = ? AND type = 'm.room.member'"
@@ -68,7 +82,7 @@ class RoomMemberStore:
         """room -> [(user_id, membership)] for joined and invited members."""
         if not room_ids:
             return {}
-        marks = ", ".join("?" for _ in room_ids)
+        marks = placeholders(room_ids)
         rows = await self.db.execute(
             "get_members_of_rooms",
             f"SELECT room_id, state_key, membership FROM current_state_events WHERE room_id IN ({marks})"
@@ -84,7 +98,7 @@ class RoomMemberStore:
         """room -> {user_id: display name from their current member event} of joined members."""
         if not room_ids:
             return {}
-        marks = ", ".join("?" for _ in room_ids)
+        marks = placeholders(room_ids)
         rows = await self.db.execute(
             "get_joined_members_with_display_names",
             "SELECT c.room_id, c.state_key, m.display_name FROM current_state_events AS c"
@@ -102,7 +116,7 @@ class RoomMemberStore:
         membership but join from then up to `upto` (a profile change is a join after a join)."""
         if not room_ids:
             return set()
-        marks = ", ".join("?" for _ in room_ids)
+        marks = placeholders(room_ids)
         rows = await self.db.execute(
             "get_rooms_joined_throughout",
             "SELECT room_id, membership, stream_ordering FROM room_memberships"
@@ -123,7 +137,7 @@ class RoomMemberStore:
         join (invite, leave, knock, ban): where their current stay in the room began."""
         if not room_ids:
             return {}
-        marks = ", ".join("?" for _ in room_ids)
+        marks = placeholders(room_ids)
         rows = await self.db.execute(
             "get_last_non_join_orderings",
             "SELECT room_id, MAX(stream_ordering) FROM room_memberships"

@@ -5,6 +5,7 @@ import hashlib
 from dataclasses import dataclass
 
 from homeserver.storage.database import Database, Txn
+from homeserver.storage.stores.events import placeholders
 from homeserver.util.caches import LruCache
 from homeserver.util.clock import now_ms
 
@@ -132,8 +133,8 @@ class RoomStore:
         """room -> {(type, state_key): event_id} of the given state types, for many rooms at once."""
         if not room_ids:
             return {}
-        rooms = ", ".join("?" for _ in room_ids)
-        kinds = ", ".join("?" for _ in types)
+        rooms = placeholders(room_ids)
+        kinds = placeholders(types)
         rows = await self.db.execute(
             "get_summary_state_ids",
             f"SELECT room_id, type, state_key, event_id FROM current_state_events WHERE room_id IN ({rooms})"
@@ -148,7 +149,7 @@ class RoomStore:
     async def get_joined_counts(self, room_ids: list[str]) -> dict[str, int]:
         if not room_ids:
             return {}
-        rooms = ", ".join("?" for _ in room_ids)
+        rooms = placeholders(room_ids)
         rows = await self.db.execute(
             "get_joined_counts",
             "SELECT room_id, COUNT(*) FROM current_state_events WHERE type = 'm.room.member' AND membership = 'join'"

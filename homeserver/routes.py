@@ -7,7 +7,8 @@ will the `homeserver routes` proxy-config generator and the misroute guard.
 Placement values:
   any              every process whose listener has the resource (main and generic workers)
   main             the main process only
-  writer:<stream>  the writer of that stream (typing, to_device, account_data, receipts, presence)
+  writer:<stream>  the (first) writer of that stream (typing, to_device, account_data, receipts,
+                   presence, push_rules, device_lists)
   room-sticky      one instance per room (pagination)
 """
 
@@ -45,26 +46,26 @@ def _client(name: str, path: str, methods: str, placement: str, servlet: str, pr
 ROUTES: list[Endpoint] = [
     # --- accounts ------------------------------------------------------------------------
     Endpoint("versions", "^/_matrix/client/versions$", ("GET",), "client", "any", "homeserver.rest.client.versions:VersionsServlet"),
-    _client("capabilities", "/capabilities", "GET", "main", "versions:CapabilitiesServlet", CLIENT_V3_PREFIX),
-    # Synapse serves /register and /login on workers; here they stay on main until device
-    # registration can be forwarded to the device_lists writer over HTTP replication.
-    _client("register", "/register", "POST", "main", "register:RegisterServlet", CLIENT_V3_PREFIX),
-    _client("register_available", "/register/available", "GET", "main", "register:RegisterAvailableServlet", CLIENT_V3_PREFIX),
-    _client("login", "/login", "GET POST", "main", "login:LoginServlet"),
-    _client("logout", "/logout", "POST", "main", "login:LogoutServlet", CLIENT_V3_PREFIX),
-    _client("logout_all", "/logout/all", "POST", "main", "login:LogoutAllServlet", CLIENT_V3_PREFIX),
+    _client("capabilities", "/capabilities", "GET", "any", "versions:CapabilitiesServlet", CLIENT_V3_PREFIX),
+    # Logging in, registering and logging out create or delete devices: they run on a writer
+    # of the device_lists stream (the main process unless configured otherwise).
+    _client("register", "/register", "POST", "writer:device_lists", "register:RegisterServlet", CLIENT_V3_PREFIX),
+    _client("register_available", "/register/available", "GET", "any", "register:RegisterAvailableServlet", CLIENT_V3_PREFIX),
+    _client("login", "/login", "GET POST", "writer:device_lists", "login:LoginServlet"),
+    _client("logout", "/logout", "POST", "writer:device_lists", "login:LogoutServlet", CLIENT_V3_PREFIX),
+    _client("logout_all", "/logout/all", "POST", "writer:device_lists", "login:LogoutAllServlet", CLIENT_V3_PREFIX),
     _client("whoami", "/account/whoami", "GET", "any", "account:WhoamiServlet", CLIENT_V3_PREFIX),
-    _client("password", "/account/password", "POST", "main", "account:PasswordServlet", CLIENT_V3_PREFIX),
-    _client("deactivate", "/account/deactivate", "POST", "main", "account:DeactivateServlet", CLIENT_V3_PREFIX),
+    _client("password", "/account/password", "POST", "writer:device_lists", "account:PasswordServlet", CLIENT_V3_PREFIX),
+    _client("deactivate", "/account/deactivate", "POST", "writer:device_lists", "account:DeactivateServlet", CLIENT_V3_PREFIX),
     _client("devices", "/devices", "GET", "any", "devices:DevicesServlet", CLIENT_V3_PREFIX),
-    _client("device", "/devices/(?P<device_id>[^/]+)", "GET PUT DELETE", "main", "devices:DeviceServlet", CLIENT_V3_PREFIX),
-    _client("delete_devices", "/delete_devices", "POST", "main", "devices:DeleteDevicesServlet", CLIENT_V3_PREFIX),
+    _client("device", "/devices/(?P<device_id>[^/]+)", "GET PUT DELETE", "writer:device_lists", "devices:DeviceServlet", CLIENT_V3_PREFIX),
+    _client("delete_devices", "/delete_devices", "POST", "writer:device_lists", "devices:DeleteDevicesServlet", CLIENT_V3_PREFIX),
     # --- sync ------------------------------------------------------------------------------
-    Endpoint("sync", "^/_matrix/client/(?:r0|v3)/sync$", ("GET",), "client", "main", "homeserver.rest.client.sync:SyncServlet",
+    Endpoint("sync", "^/_matrix/client/(?:r0|v3)/sync$", ("GET",), "client", "any", "homeserver.rest.client.sync:SyncServlet",
              balance="access_token"),
-    _client("events", "/events", "GET", "main", "initial_sync:EventsServlet"),
-    _client("initial_sync", "/initialSync", "GET", "main", "initial_sync:InitialSyncServlet"),
-    _client("room_initial_sync", "/rooms/(?P<room_id>[^/]+)/initialSync", "GET", "main", "initial_sync:RoomInitialSyncServlet"),
+    _client("events", "/events", "GET", "any", "initial_sync:EventsServlet"),
+    _client("initial_sync", "/initialSync", "GET", "any", "initial_sync:InitialSyncServlet"),
+    _client("room_initial_sync", "/rooms/(?P<room_id>[^/]+)/initialSync", "GET", "any", "initial_sync:RoomInitialSyncServlet"),
     _client("filter_upload", "/user/(?P<user_id>[^/]+)/filter", "POST", "any", "sync:FilterUploadServlet", CLIENT_V3_PREFIX),
     _client("filter", "/user/(?P<user_id>[^/]+)/filter/(?P<filter_id>[^/]+)", "GET", "any", "sync:FilterServlet", CLIENT_V3_PREFIX),
     # --- rooms: events are created where the request arrives and persisted by the room's
@@ -110,41 +111,42 @@ ROUTES: list[Endpoint] = [
     _client("directory_visibility", "/directory/list/room/(?P<room_id>[^/]+)", "GET PUT", "main", "directory:DirectoryVisibilityServlet"),
     _client("public_rooms", "/publicRooms", "GET POST", "any", "directory:PublicRoomsServlet"),
     # --- account data, tags, profiles, user directory, VoIP, 3pids ---------------------------
-    # Reads come from the database and may run anywhere; writes stay on main until they can be
-    # forwarded to the account_data writer (and, for profiles, to the rooms' event persisters).
+    # Reads come from the database and may run anywhere; writes of account data and tags run
+    # on the account_data writer. A profile change runs anywhere (its member events go to the
+    # rooms' event persisters).
     _client("account_data", "/user/(?P<user_id>[^/]+)/account_data/(?P<data_type>[^/]+)", "GET", "any",
             "account_data:AccountDataServlet", CLIENT_V3_PREFIX),
-    _client("account_data_put", "/user/(?P<user_id>[^/]+)/account_data/(?P<data_type>[^/]+)", "PUT", "main",
+    _client("account_data_put", "/user/(?P<user_id>[^/]+)/account_data/(?P<data_type>[^/]+)", "PUT", "writer:account_data",
             "account_data:AccountDataServlet", CLIENT_V3_PREFIX),
     _client("room_account_data", "/user/(?P<user_id>[^/]+)/rooms/(?P<room_id>[^/]+)/account_data/(?P<data_type>[^/]+)", "GET",
             "any", "account_data:RoomAccountDataServlet", CLIENT_V3_PREFIX),
     _client("room_account_data_put", "/user/(?P<user_id>[^/]+)/rooms/(?P<room_id>[^/]+)/account_data/(?P<data_type>[^/]+)", "PUT",
-            "main", "account_data:RoomAccountDataServlet", CLIENT_V3_PREFIX),
+            "writer:account_data", "account_data:RoomAccountDataServlet", CLIENT_V3_PREFIX),
     _client("room_tags", "/user/(?P<user_id>[^/]+)/rooms/(?P<room_id>[^/]+)/tags", "GET", "any",
             "account_data:TagsServlet", CLIENT_V3_PREFIX),
-    _client("room_tag", "/user/(?P<user_id>[^/]+)/rooms/(?P<room_id>[^/]+)/tags/(?P<tag>[^/]+)", "PUT DELETE", "main",
+    _client("room_tag", "/user/(?P<user_id>[^/]+)/rooms/(?P<room_id>[^/]+)/tags/(?P<tag>[^/]+)", "PUT DELETE", "writer:account_data",
             "account_data:TagServlet", CLIENT_V3_PREFIX),
     _client("profile", "/profile/(?P<user_id>[^/]+)", "GET", "any", "profile:ProfileServlet"),
     _client("profile_field", "/profile/(?P<user_id>[^/]+)/(?P<field>displayname|avatar_url)", "GET", "any",
             "profile:ProfileFieldServlet"),
-    _client("profile_field_put", "/profile/(?P<user_id>[^/]+)/(?P<field>displayname|avatar_url)", "PUT", "main",
+    _client("profile_field_put", "/profile/(?P<user_id>[^/]+)/(?P<field>displayname|avatar_url)", "PUT", "any",
             "profile:ProfileFieldServlet"),
     _client("user_directory_search", "/user_directory/search", "POST", "any",
             "user_directory:UserDirectorySearchServlet", CLIENT_V3_PREFIX),
     _client("turn_server", "/voip/turnServer", "GET", "any", "voip:TurnServerServlet"),
     _client("threepids", "/account/3pid", "GET", "any", "threepid:ThreepidsServlet", CLIENT_V3_PREFIX),
     # --- to-device messages and end-to-end encryption -----------------------------------------
-    # Writes of the to_device and device_lists streams, /keys/changes (which needs the current
-    # stream positions) and key backups (serialised per user in memory) stay on main.
-    _client("send_to_device", "/sendToDevice/(?P<event_type>[^/]+)/(?P<txn_id>[^/]+)", "PUT", "main",
+    # Writes of the to_device and device_lists streams run on their writers; key backups
+    # (serialised per user in memory) stay on main.
+    _client("send_to_device", "/sendToDevice/(?P<event_type>[^/]+)/(?P<txn_id>[^/]+)", "PUT", "writer:to_device",
             "to_device:SendToDeviceServlet", CLIENT_V3_PREFIX),
-    _client("keys_upload", "/keys/upload", "POST", "main", "keys:KeyUploadServlet", CLIENT_V3_PREFIX),
+    _client("keys_upload", "/keys/upload", "POST", "writer:device_lists", "keys:KeyUploadServlet", CLIENT_V3_PREFIX),
     _client("keys_query", "/keys/query", "POST", "any", "keys:KeyQueryServlet", CLIENT_V3_PREFIX),
     _client("keys_claim", "/keys/claim", "POST", "any", "keys:KeyClaimServlet", CLIENT_V3_PREFIX),
-    _client("keys_changes", "/keys/changes", "GET", "main", "keys:KeyChangesServlet", CLIENT_V3_PREFIX),
-    _client("keys_device_signing_upload", "/keys/device_signing/upload", "POST", "main", "keys:SigningKeyUploadServlet",
+    _client("keys_changes", "/keys/changes", "GET", "any", "keys:KeyChangesServlet", CLIENT_V3_PREFIX),
+    _client("keys_device_signing_upload", "/keys/device_signing/upload", "POST", "writer:device_lists", "keys:SigningKeyUploadServlet",
             CLIENT_V3_PREFIX),
-    _client("keys_signatures_upload", "/keys/signatures/upload", "POST", "main", "keys:SignaturesUploadServlet",
+    _client("keys_signatures_upload", "/keys/signatures/upload", "POST", "writer:device_lists", "keys:SignaturesUploadServlet",
             CLIENT_V3_PREFIX),
     _client("room_keys_new_version", "/room_keys/version", "GET POST", "main", "room_keys:RoomKeysNewVersionServlet",
             CLIENT_V3_PREFIX),
@@ -153,30 +155,34 @@ ROUTES: list[Endpoint] = [
     _client("room_keys", "/room_keys/keys(?:/(?P<room_id>[^/]+)(?:/(?P<session_id>[^/]+))?)?", "GET PUT DELETE", "main",
             "room_keys:RoomKeysServlet", CLIENT_V3_PREFIX),
     # --- push rules and notifications ---------------------------------------------------------
-    # Reads come from the database; writes of the push_rules stream stay on main.
+    # Reads come from the database; writes run on the push_rules writer.
     _client("push_rules", "/pushrules/?", "GET", "any", "push_rules:PushRulesServlet"),
     _client("push_rules_global", "/pushrules/global/", "GET", "any", "push_rules:GlobalPushRulesServlet"),
     _client("push_rule", "/pushrules/global/(?P<kind>[^/]+)/(?P<rule_id>[^/]+)", "GET", "any", "push_rules:PushRuleServlet"),
-    _client("push_rule_write", "/pushrules/global/(?P<kind>[^/]+)/(?P<rule_id>[^/]+)", "PUT DELETE", "main",
+    _client("push_rule_write", "/pushrules/global/(?P<kind>[^/]+)/(?P<rule_id>[^/]+)", "PUT DELETE", "writer:push_rules",
             "push_rules:PushRuleServlet"),
     _client("push_rule_attribute", "/pushrules/global/(?P<kind>[^/]+)/(?P<rule_id>[^/]+)/(?P<attribute>enabled|actions)", "GET",
             "any", "push_rules:PushRuleAttributeServlet"),
     _client("push_rule_attribute_write", "/pushrules/global/(?P<kind>[^/]+)/(?P<rule_id>[^/]+)/(?P<attribute>enabled|actions)",
-            "PUT", "main", "push_rules:PushRuleAttributeServlet"),
+            "PUT", "writer:push_rules", "push_rules:PushRuleAttributeServlet"),
     _client("notifications", "/notifications", "GET", "any", "notifications:NotificationsServlet", CLIENT_V3_PREFIX),
     # --- typing, receipts, read markers, presence ----------------------------------------------
-    # Typing and presence live in their writer's memory, so the writer serves them; receipts
-    # and read markers (which also write account data) stay on main until HTTP replication.
+    # Each runs on its stream's writer; a read marker's account data is written on the
+    # account_data writer over HTTP replication.
     _client("typing", "/rooms/(?P<room_id>[^/]+)/typing/(?P<user_id>[^/]+)", "PUT", "writer:typing", "typing:TypingServlet"),
-    _client("receipt", "/rooms/(?P<room_id>[^/]+)/receipt/(?P<receipt_type>[^/]+)/(?P<event_id>[^/]+)", "POST", "main",
+    _client("receipt", "/rooms/(?P<room_id>[^/]+)/receipt/(?P<receipt_type>[^/]+)/(?P<event_id>[^/]+)", "POST", "writer:receipts",
             "receipts:ReceiptServlet", CLIENT_V3_PREFIX),
-    _client("read_markers", "/rooms/(?P<room_id>[^/]+)/read_markers", "POST", "main", "receipts:ReadMarkersServlet",
+    _client("read_markers", "/rooms/(?P<room_id>[^/]+)/read_markers", "POST", "writer:receipts", "receipts:ReadMarkersServlet",
             CLIENT_V3_PREFIX),
     _client("presence_status", "/presence/(?P<user_id>[^/]+)/status", "GET PUT", "writer:presence",
             "presence:PresenceStatusServlet"),
     # --- HTTP replication (the `replication` listener resource; never public) -------------
     Endpoint("replication_persist_event", "^/_synapse/replication/persist_event/(?P<txn_id>[^/]+)$", ("POST",),
              "replication", "any", "homeserver.rest.replication:PersistEventServlet"),
+    Endpoint("replication_typing_updates", "^/_synapse/replication/typing_updates/(?P<txn_id>[^/]+)$", ("POST",),
+             "replication", "writer:typing", "homeserver.rest.replication:TypingUpdatesServlet"),
+    Endpoint("replication_account_data", "^/_synapse/replication/account_data/(?P<txn_id>[^/]+)$", ("POST",),
+             "replication", "writer:account_data", "homeserver.rest.replication:AccountDataServlet"),
     # --- admin API -----------------------------------------------------------------------
     Endpoint("admin_register", "^/_synapse/admin/v1/register$", ("GET", "POST"), "client", "main", "homeserver.rest.admin.register:SharedSecretRegisterServlet"),
     # --- operations ----------------------------------------------------------------------

@@ -37,14 +37,15 @@ def sync(client: Client, **params: Any) -> dict[str, Any]:
     return body  # type: ignore[no-any-return]
 
 
-def long_poll(client: Client, since: str, action: Callable[[], Any], timeout_ms: int = 20000) -> tuple[dict[str, Any], float]:
+def long_poll(client: Client, since: str, action: Callable[[], Any], timeout_ms: int = 20000,
+              **params: Any) -> tuple[dict[str, Any], float]:
     """Start a long-polling /sync, run `action` while it waits, and return the sync's body and
     how many seconds it took."""
     result: dict[str, Any] = {}
 
     def poll() -> None:
         start = time.monotonic()
-        result["body"] = sync(client, since=since, timeout=timeout_ms)
+        result["body"] = sync(client, since=since, timeout=timeout_ms, **params)
         result["seconds"] = time.monotonic() - start
 
     thread = threading.Thread(target=poll)

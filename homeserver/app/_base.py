@@ -57,7 +57,7 @@ def build_router(hs: HomeServer, resources: set[str]) -> Router:
     client API, for requests other processes forward here."""
     if "replication" in resources:
         resources = resources | {"client"}
-    router = Router(hs.instance_name)
+    router = Router(hs.instance_name, hs.replication.local_positions)
     writers = hs.config.worker.stream_writers
     local = set()
     for endpoint in endpoints_for(resources, hs.is_main, hs.instance_name, writers):

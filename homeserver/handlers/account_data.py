@@ -38,12 +38,20 @@ class AccountDataHandler:
 
     async def set_global_account_data(self, user_id: str, type: str, content: dict[str, Any]) -> int:
         """Replace a global account data type; returns its stream position."""
-        position = await self.store.set_account_data(user_id, GLOBAL, type, content)
-        self.hs.notifier.wake(users=[user_id])
-        return position
+        return await self._set(user_id, GLOBAL, type, content)
 
     async def set_room_account_data(self, user_id: str, room_id: str, type: str, content: dict[str, Any]) -> int:
         """Replace a room account data type; returns its stream position."""
+        return await self._set(user_id, room_id, type, content)
+
+    async def _set(self, user_id: str, room_id: str, type: str, content: dict[str, Any]) -> int:
+        """Write on this process when it writes the stream, else on the stream's writer over
+        HTTP replication (which returns once this process has seen the write)."""
+        if not self.store.stream_ids.is_writer:
+            writer = self.hs.config.worker.writers_of("account_data")[0]
+            body = {"user_id": user_id, "room_id": room_id or None, "type": type, "content": content}
+            result = await self.hs.replication_client.call(writer, "account_data", body)
+            return int(result["position"])
         position = await self.store.set_account_data(user_id, room_id, type, content)
         self.hs.notifier.wake(users=[user_id])
         return position

@@ -3,7 +3,9 @@ and last activity; who may see it (the user and everyone sharing a joined room w
 and the `m.presence` events of `/sync`.
 
 The state machine runs on the `presence` stream's writer and keeps every user who is not
-offline in memory. Clients change it with `PUT /presence/{userId}/status`, by syncing (with
+offline in memory. Other processes tell it about the syncs they serve with `USER_SYNC`
+replication commands (a user's first sync there starts, or their last one ends) and read
+presence from the database. Clients change it with `PUT /presence/{userId}/status`, by syncing (with
 `set_presence`, `online` unless told otherwise) and by activity (typing, receipts). Timers,
 checked by a periodic job that only looks at users whose timers are due, make an online user
 `unavailable` after `presence.idle_timeout` without activity and anyone `offline` once
@@ -83,7 +85,11 @@ class PresenceHandler:
         # Whether this process runs the state machine: clients' requests and activity count.
         self.tracking = self.config.track and self.is_writer
         self._states: dict[str, UserPresence] = {}
+        # Syncs running here: user -> how many (and, on other processes, the last set_presence).
         self._syncs: dict[str, int] = {}
+        self._sync_presence: dict[str, str] = {}
+        # On the writer: instance -> users syncing there (from USER_SYNC commands).
+        self._remote_syncs: dict[str, set[str]] = {}
         self._unpersisted: set[str] = set()
         config = self.config
         self._check_ms = max(100, min(CHECK_INTERVAL_MS, config.sync_online_timeout_ms, config.last_active_granularity_ms))
@@ -145,6 +151,10 @@ class PresenceHandler:
     async def user_syncing(self, user_id: str, set_presence: str) -> AsyncIterator[None]:
         """Around a `/sync`: marks the user `set_presence` (unless `offline`, or rate-limited
         by `rc_presence`) and keeps them from going offline while the request runs."""
+        if not self.is_writer:
+            async with self._syncing_elsewhere(user_id, set_presence):
+                yield
+            return
         if not self._sync_affects_presence(user_id, set_presence):
             yield
             return
@@ -157,6 +167,62 @@ class PresenceHandler:
             if not self._syncs[user_id]:
                 del self._syncs[user_id]
             await self._safe_update(user_id, lambda prev, now: prev.copy_and_replace(last_user_sync_ts=now))
+
+    @asynccontextmanager
+    async def _syncing_elsewhere(self, user_id: str, set_presence: str) -> AsyncIterator[None]:
+        """`user_syncing` on a process that does not write presence: tell the writer when a
+        sync starts (each time, within `rc_presence`) and when the user's last one ends."""
+        if not self.config.track or not self.config.enabled or set_presence == OFFLINE:
+            yield
+            return
+        replication = self.hs.replication
+        first = user_id not in self._syncs
+        self._syncs[user_id] = self._syncs.get(user_id, 0) + 1
+        self._sync_presence[user_id] = set_presence
+        if first or self._sync_rate_allows(user_id):
+            replication.send_user_sync(user_id, True, set_presence)
+        try:
+            yield
+        finally:
+            self._syncs[user_id] -= 1
+            if not self._syncs[user_id]:
+                del self._syncs[user_id]
+                self._sync_presence.pop(user_id, None)
+                replication.send_user_sync(user_id, False)
+
+    def remote_syncs(self) -> list[tuple[str, str]]:
+        """On other processes: (user, set_presence) of each user syncing here now."""
+        return sorted(self._sync_presence.items())
+
+    async def on_remote_sync_command(self, name: str, body: dict[str, Any]) -> None:
+        """On the writer: a `USER_SYNC` or `CLEAR_USER_SYNC` from another process."""
+        instance = body.get("instance")
+        if not self.tracking or not isinstance(instance, str):
+            return
+        if name == "CLEAR_USER_SYNC":
+            self._remote_syncs.pop(instance, None)
+            return
+        user_id, presence = body.get("user_id"), body.get("presence", ONLINE)
+        if not isinstance(user_id, str) or presence not in PRESENCE_STATES:
+            return
+        syncing = self._remote_syncs.setdefault(instance, set())
+        if body.get("active"):
+            syncing.add(user_id)
+            await self._safe_update(user_id, lambda prev, now: _synced(prev, now, presence))
+        else:
+            syncing.discard(user_id)
+            await self._safe_update(user_id, lambda prev, now: prev.copy_and_replace(last_user_sync_ts=now))
+
+    def _is_syncing(self, user_id: str) -> bool:
+        if user_id in self._syncs:
+            return True
+        return any(user_id in users for users in self._remote_syncs.values())
+
+    def _forget_silent_instances(self) -> None:
+        """Syncs reported by a process that stopped answering end with it."""
+        for instance in [i for i in self._remote_syncs if not self.hs.replication.is_alive(i)]:
+            logger.info("Forgetting the syncs of %s, which went silent", instance)
+            del self._remote_syncs[instance]
 
     async def bump_active(self, user_id: str) -> None:
         """The user did something (typed, sent a receipt): they are active now. Users who
@@ -210,6 +276,9 @@ class PresenceHandler:
     def _sync_affects_presence(self, user_id: str, set_presence: str) -> bool:
         if not self.tracking or set_presence == OFFLINE:
             return False
+        return self._sync_rate_allows(user_id)
+
+    def _sync_rate_allows(self, user_id: str) -> bool:
         try:
             # Its own bucket: a sync never uses up the user's next presence update.
             self.hs.ratelimiter("rc_presence.per_user").check(f"sync {user_id}")
@@ -279,11 +348,12 @@ class PresenceHandler:
         if state.state == ONLINE and now - state.last_active_ts > config.idle_timeout_ms:
             state = state.copy_and_replace(state=UNAVAILABLE)
         last_seen = max(state.last_user_sync_ts, state.last_active_ts)
-        if state.state != OFFLINE and state.user_id not in self._syncs and now - last_seen > config.sync_online_timeout_ms:
+        if state.state != OFFLINE and not self._is_syncing(state.user_id) and now - last_seen > config.sync_online_timeout_ms:
             state = state.copy_and_replace(state=OFFLINE)
         return state
 
     async def _handle_timeouts(self) -> None:
+        self._forget_silent_instances()
         for user_id in sorted(self._timers.fetch(now_ms())):
             if user_id in self._states:
                 await self._safe_update(user_id, self._timed_out)

@@ -1,6 +1,11 @@
 """Typing notifications: who is typing in which room, kept in the memory of the `typing`
 stream's writer (nothing is stored), and the `m.typing` ephemeral events of `/sync`.
 
+Other processes keep a copy: when the writer announces a new position they fetch the rooms
+that changed since theirs over HTTP replication (`typing_updates`); the writer remembers the
+recent changes, and answers a reader too far behind (or one that started afresh) with every
+room where someone is typing.
+
 The stream position is a counter that moves on every change of a room's typing set (someone
 starts, stops, times out, sends an event or leaves); each room remembers the position of its
 last change. The counter starts at the clock's milliseconds when the process starts, so it
@@ -8,6 +13,8 @@ stays ahead of the positions a previous run handed to clients (unless that run m
 than a thousand changes a second on average).
 """
 
+import logging
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from homeserver.events.event import Event
@@ -20,7 +27,11 @@ from homeserver.util.clock import now_ms
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_TIMEOUT_MS = 30_000
+# How many recent changes the writer remembers for readers catching up.
+CHANGE_LOG_SIZE = 10_000
 # Longer requests are cut to this, as Synapse does.
 MAX_TIMEOUT_MS = 120_000
 
@@ -33,6 +44,11 @@ class TypingHandler:
         self._typing: dict[str, dict[str, Any]] = {}
         self._room_positions: dict[str, int] = {}
         self._position = now_ms() if self.is_writer else 0
+        # On the writer: (position, room) of recent changes, and the position before the oldest.
+        self._changes: deque[tuple[int, str]] = deque()
+        self._changes_floor = self._position
+        # On other processes: room -> the users typing there, as last fetched from the writer.
+        self._copied: dict[str, list[str]] = {}
         if self.is_writer:
             hs.events_persister.on_persisted.append(self._on_persisted)
 
@@ -55,6 +71,8 @@ class TypingHandler:
         await self.hs.presence_handler.bump_active(user_id)
 
     def typing_users(self, room_id: str) -> list[str]:
+        if not self.is_writer:
+            return self._copied.get(room_id, [])
         return sorted(self._typing.get(room_id, {}))
 
     def room_position(self, room_id: str) -> int:
@@ -89,7 +107,52 @@ class TypingHandler:
     def _changed(self, room_id: str) -> None:
         self._position += 1
         self._room_positions[room_id] = self._position
+        self._changes.append((self._position, room_id))
+        if len(self._changes) > CHANGE_LOG_SIZE:
+            self._changes_floor = self._changes.popleft()[0]
         self.hs.notifier.wake(rooms=[room_id])
+        self.hs.replication.on_local_write("typing")
+
+    # --- replication ----------------------------------------------------------------------------
+
+    def updates_since(self, since: int) -> dict[str, Any]:
+        """On the writer: the rooms whose typing changed after `since`, with who types there
+        now; every room with someone typing (`reset`) when `since` is not in the change log."""
+        if self._changes_floor <= since <= self._position:
+            rooms = {room for position, room in self._changes if position > since}
+            reset = False
+        else:
+            rooms = set(self._typing)
+            reset = True
+        updates = [{"room_id": room, "user_ids": self.typing_users(room)} for room in sorted(rooms)]
+        return {"position": self._position, "rooms": updates, "reset": reset}
+
+    async def catch_up(self, writer: str, target: int) -> None:
+        """On other processes: fetch what changed on the writer since our copy."""
+        if self.is_writer or target == self._position:
+            return
+        since = self._position if target > self._position else 0  # behind 0: the writer restarted
+        result = await self.hs.replication_client.call(writer, "typing_updates", {"since": since}, fence=False)
+        self.apply_updates(result)
+
+    def apply_updates(self, result: dict[str, Any]) -> None:
+        position = int(result["position"])
+        changed: set[str] = set()
+        if result.get("reset"):
+            changed |= set(self._copied)
+            self._copied = {}
+        for update in result.get("rooms", []):
+            room_id, users = update["room_id"], list(update["user_ids"])
+            changed.add(room_id)
+            if users:
+                self._copied[room_id] = users
+            else:
+                self._copied.pop(room_id, None)
+        for room_id in changed:
+            self._room_positions[room_id] = position
+        self._position = position
+        if changed:
+            self.hs.notifier.wake(rooms=sorted(changed))
 
     def _on_persisted(self, events: list[Event]) -> None:
         """Sending an event into a room, or leaving it, ends the sender's typing there."""

@@ -15,8 +15,9 @@ import treq
 from prometheus_client import Counter
 
 from homeserver.http.errors import MatrixError
-from homeserver.http.server import HomeserverRequest
+from homeserver.http.server import INTERNAL_HEADER, POSITIONS_HEADER, HomeserverRequest
 from homeserver.http.servlet import RawResponse
+from homeserver.replication.http_client import read_positions
 from homeserver.routes import Endpoint
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FORWARDED_HEADER = "X-Homeserver-Forwarded"
+FORWARDED_HEADER = INTERNAL_HEADER
 # Long enough for a forwarded long-poll /sync.
 FORWARD_TIMEOUT_SECONDS = 330
 _COPIED_HEADERS = ("authorization", "content-type", "user-agent")
@@ -77,4 +78,8 @@ class RequestForwarder:
         except Exception as e:
             raise MatrixError(502, f"{target} did not answer: {e}", "M_UNKNOWN") from e
         content_type = response.headers.getRawHeaders("content-type", ["application/json"])[0]
+        # Read-your-writes: answer once this process has seen what the target wrote.
+        positions = read_positions(response.headers.getRawHeaders(POSITIONS_HEADER, [b""])[0])
+        if positions and response.code < 400:
+            await self.hs.replication.wait_for_positions(target, positions)
         return response.code, RawResponse(content, content_type)

@@ -2,6 +2,7 @@
 request ids and the access log."""
 
 import itertools
+import json
 import logging
 import re
 import time
@@ -40,6 +41,12 @@ request_seconds = Histogram("homeserver_http_request_seconds", "Time to answer a
 # Query parameters as twisted.web splits them: on `&` and `;`.
 _QUERY_SEPARATORS = re.compile(r"([&;])")
 _request_counter = itertools.count(1)
+
+# Marks a request from another process of this deployment (a forwarded client request or an
+# HTTP replication call); its answer carries this process's stream positions in
+# POSITIONS_HEADER so the caller can wait to see what the request wrote.
+INTERNAL_HEADER = "X-Homeserver-Forwarded"
+POSITIONS_HEADER = "X-Homeserver-Positions"
 
 
 class HomeserverRequest(server.Request):
@@ -109,9 +116,10 @@ class Router(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, instance_name: str):
+    def __init__(self, instance_name: str, positions: Callable[[], dict[str, int]] | None = None):
         super().__init__()
         self.instance_name = instance_name
+        self.positions = positions
         self._routes: list[Route] = []
         self._by_pattern: dict[str, Route] = {}
 
@@ -155,6 +163,8 @@ class Router(resource.Resource):
         token = set_request_id(request.request_id)
         try:
             code, body = await self._dispatch(request)
+            if self.positions is not None and request.getHeader(INTERNAL_HEADER) is not None:
+                request.setHeader(POSITIONS_HEADER, json.dumps(self.positions(), separators=(",", ":")))
             respond(request, code, body)
         finally:
             log_access(request)

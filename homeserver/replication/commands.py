@@ -3,7 +3,12 @@
 - `POSITION {stream, instance, position}`: a writer has persisted everything of the stream up
   to `position`; readers catch up from the database to it.
 - `REPLICATE {}`: ask every writer to announce its positions (sent on (re)connect).
-- `PING {instance}`: liveness.
+- `PING {instance, nonce, started}`: liveness, once a second; also tells apart two processes
+  wrongly started with one name.
+- `USER_SYNC {instance, user_id, active, presence}`: a user started (`active`, with the
+  `set_presence` of the sync) or stopped syncing on a process that does not write presence.
+- `CLEAR_USER_SYNC {instance}`: forget every sync the instance reported (sent on (re)connect,
+  followed by a `USER_SYNC` for each sync still running).
 """
 
 import json
@@ -43,3 +48,14 @@ def position(stream: str, instance: str, value: int) -> Command:
 
 def replicate(instance: str) -> Command:
     return Command("REPLICATE", {"instance": instance})
+
+
+def user_sync(instance: str, user_id: str, active: bool, presence: str | None = None) -> Command:
+    body: dict[str, Any] = {"instance": instance, "user_id": user_id, "active": active}
+    if presence is not None:
+        body["presence"] = presence
+    return Command("USER_SYNC", body)
+
+
+def clear_user_sync(instance: str) -> Command:
+    return Command("CLEAR_USER_SYNC", {"instance": instance})

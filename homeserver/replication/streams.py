@@ -1,5 +1,9 @@
 """The replicated streams: for each, who writes it, how far this process has seen each writer,
-and how a reader catches up from the database and applies what it finds."""
+and how a reader catches up and applies what it finds.
+
+Database-backed streams are read back from the database (the truth); the in-memory `typing`
+stream is fetched over HTTP replication from its writer.
+"""
 
 import logging
 from typing import TYPE_CHECKING
@@ -26,8 +30,17 @@ class ReplicatedStream:
     def is_writer(self) -> bool:
         return self.ids.is_writer
 
+    @property
+    def persisted(self) -> bool:
+        """Whether positions are kept in `stream_positions` (true of database streams)."""
+        return True
+
     def local_position(self) -> int:
         return self.ids.get_local_position()
+
+    def get_position(self, instance: str) -> int:
+        """How far this process has applied `instance`'s writes."""
+        return self.ids.get_position(instance)
 
     async def catch_up(self, instance: str, target: int) -> None:
         if target <= self.ids.get_position(instance):
@@ -51,6 +64,31 @@ class EventsStream(ReplicatedStream):
         self.ids.advance(instance, target)
 
 
+class TypingStream(ReplicatedStream):
+    """Who is typing: lives in the writer's memory; readers fetch the changed rooms from it."""
+
+    def __init__(self, hs: "HomeServer"):
+        self.hs = hs
+        self.name = "typing"
+
+    @property
+    def is_writer(self) -> bool:
+        return self.hs.typing_handler.is_writer
+
+    @property
+    def persisted(self) -> bool:
+        return False
+
+    def local_position(self) -> int:
+        return self.hs.typing_handler.current_position()
+
+    def get_position(self, instance: str) -> int:
+        return self.hs.typing_handler.current_position()
+
+    async def catch_up(self, instance: str, target: int) -> None:
+        await self.hs.typing_handler.catch_up(instance, target)
+
+
 def build_streams(hs: "HomeServer") -> dict[str, ReplicatedStream]:
     stores = hs.stores
     streams: dict[str, ReplicatedStream] = {"events": EventsStream(hs, "events", stores.event_ids)}
@@ -60,4 +98,5 @@ def build_streams(hs: "HomeServer") -> dict[str, ReplicatedStream]:
         ids = getattr(stores, attribute, None)
         if isinstance(ids, StreamIdGenerator):
             streams[name] = ReplicatedStream(hs, name, ids)
+    streams["typing"] = TypingStream(hs)
     return streams

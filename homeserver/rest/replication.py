@@ -15,7 +15,10 @@ from homeserver.util.caches import LruCache
 
 
 class ReplicationServlet(RestServlet):
-    """Checks the secret and answers retries from a cache of recent responses."""
+    """Checks the secret and answers retries from a cache of recent responses (calls that
+    only read set `remember_answers = False`)."""
+
+    remember_answers = True
 
     def __init__(self, hs: Any):
         super().__init__(hs)
@@ -36,7 +39,8 @@ class ReplicationServlet(RestServlet):
             return cached
         body = parse_json_object(request)
         result = 200, await self.handle(body)
-        self._responses.set(txn_id, result)
+        if self.remember_answers:
+            self._responses.set(txn_id, result)
         return result
 
     async def handle(self, body: dict[str, Any]) -> Any:
@@ -63,3 +67,30 @@ class PersistEventServlet(ReplicationServlet):
         context = EventContext(group, state_before, tuple(txn) if isinstance(txn, list) and len(txn) == 3 else None)  # type: ignore[arg-type]
         ordering = await self.hs.events_persister.persist(event, context)
         return {"event_id": event.event_id, "stream_ordering": ordering}
+
+
+class TypingUpdatesServlet(ReplicationServlet):
+    """On the typing writer: the rooms whose typing changed since a reader's position."""
+
+    remember_answers = False
+
+    async def handle(self, body: dict[str, Any]) -> Any:
+        since = body.get("since")
+        if not isinstance(since, int):
+            raise MatrixError(400, "since must be an integer", "M_BAD_JSON")
+        return self.hs.typing_handler.updates_since(since)
+
+
+class AccountDataServlet(ReplicationServlet):
+    """On the account_data writer: store account data written on another process."""
+
+    async def handle(self, body: dict[str, Any]) -> Any:
+        user_id, room_id, data_type, content = (body.get(k) for k in ("user_id", "room_id", "type", "content"))
+        if not isinstance(user_id, str) or not isinstance(data_type, str) or not isinstance(content, dict):
+            raise MatrixError(400, "user_id, type and content are required", "M_BAD_JSON")
+        handler = self.hs.account_data_handler
+        if isinstance(room_id, str):
+            position = await handler.set_room_account_data(user_id, room_id, data_type, content)
+        else:
+            position = await handler.set_global_account_data(user_id, data_type, content)
+        return {"position": position}

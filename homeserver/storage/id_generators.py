@@ -9,6 +9,7 @@ token* — the position every reader may safely serve — is the minimum over th
 
 import logging
 import threading
+from collections.abc import Callable
 
 from homeserver.storage.database import Database, Txn
 
@@ -44,6 +45,8 @@ class StreamIdGenerator:
         self._local_position = 0
         self._positions: dict[str, int] = {}
         self._sqlite = False
+        # Called on the reactor whenever this writer's own position moves forward.
+        self.on_local_advance: list[Callable[[], None]] = []
 
     @property
     def is_writer(self) -> bool:
@@ -127,8 +130,12 @@ class StreamIdGenerator:
                 position = self._max_seen
             if self._fetching:
                 position = min(position, min(self._fetching))
+            advanced = position > self._local_position
             self._local_position = max(self._local_position, position)
             self._positions[self.instance_name] = self._local_position
+        if advanced:
+            for callback in self.on_local_advance:
+                callback()
 
     def advance(self, instance_name: str, position: int) -> None:
         """Another writer has persisted up to `position` (learned through replication)."""

@@ -148,3 +148,25 @@ def test_every_process_reports_replication_lag(deployment: list[ServerProcess]) 
     worker_metrics = requests.get(deployment[1].url + "/_synapse/metrics", timeout=5).text
     # worker1 forwarded the account data write and reached writer2 over HTTP.
     assert 'homeserver_forwarded_requests_total{servlet="account_data_put",target="writer2"}' in worker_metrics
+
+
+def test_cached_tokens_end_everywhere_through_the_caches_stream(deployment: list[ServerProcess]) -> None:
+    main, worker1 = deployment[0], deployment[1]
+    name = f"carol{secrets.token_hex(3)}"
+    first = Client(main.url)
+    first.register(name, "pw-1")
+    second = Client(main.url)
+    second.login(name, "pw-1")
+    on_worker = Client(worker1.url, second.access_token)
+    assert on_worker.get("account/whoami").status_code == 200  # now cached on worker1
+    # Deleting the second device (UIA with the password) on main ends its token on worker1 too.
+    body = {"auth": {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": name}, "password": "pw-1"}}
+    resp = first.delete(f"devices/{enc(second.device_id)}", body)
+    assert resp.status_code == 200, resp.text
+    deadline = time.monotonic() + 5
+    while on_worker.get("account/whoami").status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    after = on_worker.get("account/whoami")
+    assert after.status_code == 401 and after.json()["errcode"] == "M_UNKNOWN_TOKEN"
+    # The first device's cached token still works.
+    assert Client(worker1.url, first.access_token).get("account/whoami").status_code == 200

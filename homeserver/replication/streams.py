@@ -89,6 +89,32 @@ class TypingStream(ReplicatedStream):
         await self.hs.typing_handler.catch_up(instance, target)
 
 
+class CachesStream(ReplicatedStream):
+    """Cache invalidations: every process writes them; readers apply each row's keys."""
+
+    def __init__(self, hs: "HomeServer", ids: StreamIdGenerator):
+        super().__init__(hs, "caches", ids)
+        self._applied: dict[str, int] = {}
+
+    def get_position(self, instance: str) -> int:
+        if instance == self.ids.instance_name:
+            return self.ids.get_local_position()
+        return self._applied.get(instance, self.hs.stores.caches.start_position)
+
+    async def catch_up(self, instance: str, target: int) -> None:
+        store = self.hs.stores.caches
+        known = self.get_position(instance)
+        while known < target:
+            rows = await store.get_invalidations(instance, known, target, PAGE)
+            if not rows:
+                break
+            for row in rows:
+                store.apply(row.cache_name, row.keys)
+            known = rows[-1].stream_id
+            self._applied[instance] = known
+        self._applied[instance] = max(target, self._applied.get(instance, 0))
+
+
 def build_streams(hs: "HomeServer") -> dict[str, ReplicatedStream]:
     stores = hs.stores
     streams: dict[str, ReplicatedStream] = {"events": EventsStream(hs, "events", stores.event_ids)}
@@ -99,4 +125,5 @@ def build_streams(hs: "HomeServer") -> dict[str, ReplicatedStream]:
         if isinstance(ids, StreamIdGenerator):
             streams[name] = ReplicatedStream(hs, name, ids)
     streams["typing"] = TypingStream(hs)
+    streams["caches"] = CachesStream(hs, stores.cache_ids)
     return streams

@@ -3,6 +3,7 @@
 from homeserver.storage.database import Database
 from homeserver.storage.id_generators import StreamIdGenerator
 from homeserver.storage.stores.account_data import AccountDataStore
+from homeserver.storage.stores.caches import CacheInvalidationStore
 from homeserver.storage.stores.device_lists import DeviceListStore
 from homeserver.storage.stores.devices import DeviceStore
 from homeserver.storage.stores.end_to_end_keys import EndToEndKeyStore
@@ -32,8 +33,12 @@ class Stores:
             "device_lists", instance_name, stream_writers["device_lists"],
             "device_lists_stream", "device_lists_sequence",
         )
-        self.registration = RegistrationStore(db)
-        self.devices = DeviceStore(db, self.device_lists_ids)
+        self.cache_ids = StreamIdGenerator(
+            "caches", instance_name, [instance_name], "cache_invalidations", "cache_invalidations_sequence"
+        )
+        self.caches = CacheInvalidationStore(db, self.cache_ids)
+        self.registration = RegistrationStore(db, self.caches)
+        self.devices = DeviceStore(db, self.device_lists_ids, self.registration)
         self.ui_auth = UIAuthStore(db)
         self.to_device_ids = StreamIdGenerator(
             "to_device", instance_name, stream_writers["to_device"], "to_device_sends", "to_device_sequence"
@@ -82,3 +87,5 @@ class Stores:
         await self.account_data_ids.load(self.db)
         await self.receipts_ids.load(self.db)
         await self.presence_ids.load(self.db)
+        await self.cache_ids.load(self.db)
+        await self.caches.load()

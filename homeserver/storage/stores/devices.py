@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from homeserver.storage.database import Database, Txn
 from homeserver.storage.id_generators import StreamIdGenerator
+from homeserver.storage.stores.registration import RegistrationStore
 
 
 @dataclass(frozen=True)
@@ -17,9 +18,10 @@ class Device:
 
 
 class DeviceStore:
-    def __init__(self, db: Database, stream_ids: StreamIdGenerator):
+    def __init__(self, db: Database, stream_ids: StreamIdGenerator, registration: RegistrationStore | None = None):
         self.db = db
         self.stream_ids = stream_ids
+        self.registration = registration
 
     def _record_change_txn(self, txn: Txn, user_id: str, device_ids: Iterable[str]) -> None:
         rows = [(self.stream_ids.get_next_txn(txn), self.stream_ids.instance_name, user_id, d) for d in device_ids]
@@ -88,6 +90,8 @@ class DeviceStore:
             txn.execute_many(
                 "DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?", [(user_id, d) for d in device_ids]
             )
+            if self.registration is not None:
+                self.registration.invalidate_user_tokens_txn(txn, user_id)
             self._record_change_txn(txn, user_id, device_ids)
 
         if device_ids:

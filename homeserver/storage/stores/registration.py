@@ -1,9 +1,19 @@
-"""Users, access tokens and admin-registration nonces."""
+"""Users, access tokens and admin-registration nonces.
+
+Access tokens are looked up on every request, so their answers are cached in memory; every
+write that ends a token or changes what it says (logout, device deletion, password change,
+deactivation) invalidates the cache through the `caches` stream, in every process.
+"""
 
 from dataclasses import dataclass
 
 from homeserver.storage.database import Database, Txn
+from homeserver.storage.stores.caches import CacheInvalidationStore
+from homeserver.util.caches import LruCache
 from homeserver.util.clock import now_ms
+
+TOKEN_CACHE = "access_tokens"
+USER_TOKENS_CACHE = "access_tokens_of_user"
 
 
 @dataclass(frozen=True)
@@ -31,8 +41,32 @@ class UserExistsError(Exception):
 
 
 class RegistrationStore:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, caches: CacheInvalidationStore | None = None):
         self.db = db
+        self.caches = caches
+        self._tokens: LruCache[str, tuple[TokenInfo, int]] = LruCache(TOKEN_CACHE, 100_000)
+        # Bumped by every invalidation; a cached token is trusted only if it was loaded after
+        # its user's last invalidation, and a load that raced an invalidation is not cached.
+        self._epoch = 0
+        self._user_epochs: dict[str, int] = {}
+        if caches is not None:
+            caches.register(TOKEN_CACHE, self._forget_tokens)
+            caches.register(USER_TOKENS_CACHE, self._forget_users)
+
+    def _forget_tokens(self, tokens: list[str]) -> None:
+        self._epoch += 1
+        for token in tokens:
+            self._tokens.invalidate(token)
+
+    def _forget_users(self, user_ids: list[str]) -> None:
+        self._epoch += 1
+        for user_id in user_ids:
+            self._user_epochs[user_id] = self._epoch
+
+    def invalidate_user_tokens_txn(self, txn: Txn, user_id: str) -> None:
+        """Every cached token of `user_id` is stale once `txn` commits (in every process)."""
+        if self.caches is not None:
+            self.caches.invalidate_txn(txn, USER_TOKENS_CACHE, [user_id])
 
     async def create_user(
         self, user_id: str, password_hash: str | None, admin: bool = False, user_type: str | None = None
@@ -77,9 +111,11 @@ class RegistrationStore:
         await self.db.execute("set_password_hash", "UPDATE users SET password_hash = ? WHERE user_id = ?", password_hash, user_id)
 
     async def set_deactivated(self, user_id: str) -> None:
-        await self.db.execute(
-            "set_deactivated", "UPDATE users SET deactivated = 1, password_hash = NULL WHERE user_id = ?", user_id
-        )
+        def txn_fn(txn: Txn) -> None:
+            txn.execute("UPDATE users SET deactivated = 1, password_hash = NULL WHERE user_id = ?", (user_id,))
+            self.invalidate_user_tokens_txn(txn, user_id)
+
+        await self.db.run_interaction("set_deactivated", txn_fn)
 
     async def add_access_token(self, token: str, user_id: str, device_id: str | None, valid_until_ms: int | None = None) -> None:
         await self.db.execute(
@@ -89,6 +125,16 @@ class RegistrationStore:
         )
 
     async def get_token_info(self, token: str) -> TokenInfo | None:
+        cached = self._tokens.get(token)
+        if cached is not None and cached[1] >= self._user_epochs.get(cached[0].user_id, 0):
+            return cached[0]
+        epoch = self._epoch
+        info = await self._load_token_info(token)
+        if info is not None and self.caches is not None and epoch == self._epoch:
+            self._tokens.set(token, (info, epoch))
+        return info
+
+    async def _load_token_info(self, token: str) -> TokenInfo | None:
         rows = await self.db.execute(
             "get_token_info",
             "SELECT t.user_id, t.device_id, t.valid_until_ms, u.deactivated, u.admin, u.is_guest"
@@ -101,14 +147,19 @@ class RegistrationStore:
         return TokenInfo(user_id, device_id, valid_until, bool(deactivated), bool(admin), bool(guest))
 
     async def delete_access_token(self, token: str) -> None:
-        await self.db.execute("delete_access_token", "DELETE FROM access_tokens WHERE token = ?", token)
+        def txn_fn(txn: Txn) -> None:
+            txn.execute("DELETE FROM access_tokens WHERE token = ?", (token,))
+            if self.caches is not None:
+                self.caches.invalidate_txn(txn, TOKEN_CACHE, [token])
+
+        await self.db.run_interaction("delete_access_token", txn_fn)
 
     async def delete_access_tokens_for_user(self, user_id: str, except_token: str | None = None) -> None:
-        await self.db.execute(
-            "delete_access_tokens_for_user",
-            "DELETE FROM access_tokens WHERE user_id = ? AND token <> ?",
-            user_id, except_token or "",
-        )
+        def txn_fn(txn: Txn) -> None:
+            txn.execute("DELETE FROM access_tokens WHERE user_id = ? AND token <> ?", (user_id, except_token or ""))
+            self.invalidate_user_tokens_txn(txn, user_id)
+
+        await self.db.run_interaction("delete_access_tokens_for_user", txn_fn)
 
     async def store_nonce(self, nonce: str) -> None:
         await self.db.execute(

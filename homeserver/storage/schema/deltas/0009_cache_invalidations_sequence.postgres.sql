@@ -1,0 +1,2 @@
+-- Positions of the caches stream (every process writes it).
+CREATE SEQUENCE cache_invalidations_sequence;

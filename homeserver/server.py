@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from homeserver.handlers.account import AccountHandler
     from homeserver.handlers.account_data import AccountDataHandler
     from homeserver.handlers.auth import AuthHandler
+    from homeserver.handlers.background_jobs import BackgroundJobs
     from homeserver.handlers.device_lists import DeviceListHandler
     from homeserver.handlers.devices import DeviceHandler
     from homeserver.handlers.directory import DirectoryHandler
@@ -330,6 +331,13 @@ class HomeServer:
         from homeserver.handlers.receipts import ReceiptsHandler
 
         return ReceiptsHandler(self)
+
+    @cached_property
+    def background_jobs(self) -> "BackgroundJobs":
+        """Housekeeping, started only on the `run_background_tasks_on` instance."""
+        from homeserver.handlers.background_jobs import BackgroundJobs
+
+        return BackgroundJobs(self)
 
     @cached_property
     def presence_handler(self) -> "PresenceHandler":

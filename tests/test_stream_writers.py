@@ -28,6 +28,8 @@ def deployment() -> Iterator[list[ServerProcess]]:
     with multi_process_deployment(
         workers, SERVER_NAME,
         worker_replication_secret="writers-secret",
+        run_background_tasks_on="worker1",
+        update_user_directory_from_worker="worker1",
         instance_map={name: {"host": "127.0.0.1", "port": ports[name]} for name in ("writer1", "writer2")},
         stream_writers={"typing": "writer1", "presence": "writer1", "to_device": "writer1",
                         "account_data": "writer2", "receipts": "writer2"},
@@ -170,3 +172,13 @@ def test_cached_tokens_end_everywhere_through_the_caches_stream(deployment: list
     assert after.status_code == 401 and after.json()["errcode"] == "M_UNKNOWN_TOKEN"
     # The first device's cached token still works.
     assert Client(worker1.url, first.access_token).get("account/whoami").status_code == 200
+
+
+def test_background_jobs_run_only_where_configured(deployment: list[ServerProcess]) -> None:
+    main, worker1 = deployment[0], deployment[1]
+    series = 'homeserver_background_job_runs_total{job="prune_cache_invalidations",outcome="ok"}'
+    deadline = time.monotonic() + 10
+    while series not in requests.get(worker1.url + "/_synapse/metrics", timeout=5).text and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert series in requests.get(worker1.url + "/_synapse/metrics", timeout=5).text
+    assert "homeserver_background_job_runs_total{" not in requests.get(main.url + "/_synapse/metrics", timeout=5).text

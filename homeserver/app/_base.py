@@ -145,6 +145,7 @@ async def start(hs: HomeServer, pid_file: str | None, on_started: Callable[[list
         await hs.presence_handler.start()
         opened = start_listeners(hs)
         hs.replication.start()
+        hs.background_jobs.start()
     except (SchemaError, StartupError) as e:
         logger.error("%s", e)
         print(f"Error: {e}", file=sys.stderr)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeserver.storage.database import Database, Txn
+from homeserver.util.clock import now_ms
 
 # Rooms per counting query: two parameters each, below SQLite's oldest variable limit (999).
 _ROOMS_PER_QUERY = 400
@@ -95,6 +96,16 @@ class EventPushActionsStore:
             *args, limit,
         )
         return [_row(r) for r in rows]
+
+    async def prune(self, older_than_ms: int) -> int:
+        """Housekeeping: delete push actions (notifications) received more than
+        `older_than_ms` ago; returns how many went."""
+
+        def txn_fn(txn: Txn) -> int:
+            txn.execute("DELETE FROM event_push_actions WHERE received_ts < ?", (now_ms() - older_than_ms,))
+            return txn.rowcount
+
+        return await self.db.run_interaction("prune_event_push_actions", txn_fn)
 
 
 def _row(r: Iterable[Any]) -> PushActionRow:

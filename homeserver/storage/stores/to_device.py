@@ -101,3 +101,18 @@ class ToDeviceStore:
             from_id, to_id,
         )
         return [(int(s), u, d) for s, u, d in rows]
+
+    async def prune(self, sends_older_than_ms: int) -> int:
+        """Housekeeping: forget send transaction ids older than `sends_older_than_ms` and drop
+        messages waiting for devices that no longer exist; returns how many rows went."""
+
+        def txn_fn(txn: Txn) -> int:
+            txn.execute("DELETE FROM to_device_sends WHERE inserted_ts < ?", (now_ms() - sends_older_than_ms,))
+            removed = txn.rowcount
+            txn.execute(
+                "DELETE FROM device_inbox WHERE NOT EXISTS (SELECT 1 FROM devices AS d"
+                " WHERE d.user_id = device_inbox.user_id AND d.device_id = device_inbox.device_id)"
+            )
+            return removed + txn.rowcount
+
+        return await self.db.run_interaction("prune_to_device", txn_fn)

@@ -47,11 +47,11 @@ ROUTES: list[Endpoint] = [
     # --- accounts ------------------------------------------------------------------------
     Endpoint("versions", "^/_matrix/client/versions$", ("GET",), "client", "any", "homeserver.rest.client.versions:VersionsServlet"),
     _client("capabilities", "/capabilities", "GET", "any", "versions:CapabilitiesServlet", CLIENT_V3_PREFIX),
-    # Logging in, registering and logging out create or delete devices: they run on a writer
-    # of the device_lists stream (the main process unless configured otherwise).
-    _client("register", "/register", "POST", "writer:device_lists", "register:RegisterServlet", CLIENT_V3_PREFIX),
+    # Logging in and registering run anywhere (the device is created on a device_lists writer
+    # over HTTP replication); logging out and other device deletions run on that writer.
+    _client("register", "/register", "POST", "any", "register:RegisterServlet", CLIENT_V3_PREFIX),
     _client("register_available", "/register/available", "GET", "any", "register:RegisterAvailableServlet", CLIENT_V3_PREFIX),
-    _client("login", "/login", "GET POST", "writer:device_lists", "login:LoginServlet"),
+    _client("login", "/login", "GET POST", "any", "login:LoginServlet"),
     _client("logout", "/logout", "POST", "writer:device_lists", "login:LogoutServlet", CLIENT_V3_PREFIX),
     _client("logout_all", "/logout/all", "POST", "writer:device_lists", "login:LogoutAllServlet", CLIENT_V3_PREFIX),
     _client("whoami", "/account/whoami", "GET", "any", "account:WhoamiServlet", CLIENT_V3_PREFIX),
@@ -181,6 +181,8 @@ ROUTES: list[Endpoint] = [
              "replication", "any", "homeserver.rest.replication:PersistEventServlet"),
     Endpoint("replication_typing_updates", "^/_synapse/replication/typing_updates/(?P<txn_id>[^/]+)$", ("POST",),
              "replication", "writer:typing", "homeserver.rest.replication:TypingUpdatesServlet"),
+    Endpoint("replication_register_device", "^/_synapse/replication/register_device/(?P<txn_id>[^/]+)$", ("POST",),
+             "replication", "writer:device_lists", "homeserver.rest.replication:RegisterDeviceServlet"),
     Endpoint("replication_account_data", "^/_synapse/replication/account_data/(?P<txn_id>[^/]+)$", ("POST",),
              "replication", "writer:account_data", "homeserver.rest.replication:AccountDataServlet"),
     # --- admin API -----------------------------------------------------------------------

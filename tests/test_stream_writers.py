@@ -182,3 +182,20 @@ def test_background_jobs_run_only_where_configured(deployment: list[ServerProces
         time.sleep(0.2)
     assert series in requests.get(worker1.url + "/_synapse/metrics", timeout=5).text
     assert "homeserver_background_job_runs_total{" not in requests.get(main.url + "/_synapse/metrics", timeout=5).text
+
+
+def test_register_and_login_are_served_by_the_worker(deployment: list[ServerProcess]) -> None:
+    main, worker1 = deployment[0], deployment[1]
+    name = f"dave{secrets.token_hex(3)}"
+    on_worker = Client(worker1.url)
+    on_worker.register(name, "pw-2", initial_device_display_name="laptop")
+    second = Client(worker1.url)
+    second.login(name, "pw-2", initial_device_display_name="phone")
+    devices = {d["device_id"]: d.get("display_name") for d in on_worker.get("devices").json()["devices"]}
+    assert devices == {on_worker.device_id: "laptop", second.device_id: "phone"}
+    # The devices were created by main (the device_lists writer), reached over HTTP replication.
+    metrics = requests.get(worker1.url + "/_synapse/metrics", timeout=5).text
+    assert 'homeserver_replication_http_calls_total{endpoint="register_device",outcome="ok"} 2.0' in metrics
+    assert 'homeserver_forwarded_requests_total{servlet="login"' not in metrics
+    assert 'homeserver_forwarded_requests_total{servlet="register"' not in metrics
+    assert Client(main.url, second.access_token).get("account/whoami").json()["device_id"] == second.device_id

@@ -93,12 +93,24 @@ class RegistrationHandler:
         """Create (or reuse) the device and issue a new access token bound to it."""
         if device_id is None:
             device_id = new_device_id()
-        if await self.hs.stores.devices.store_device(user_id, device_id, display_name):
-            # Room-mates tracking this user's devices for encryption re-fetch their keys.
-            await self.hs.device_list_handler.notify_device_change(user_id)
+        if self.hs.stores.devices.stream_ids.is_writer:
+            await self.register_device(user_id, device_id, display_name)
+        else:
+            # Creating a device writes the device_lists stream: its writer does it.
+            writer = self.hs.config.worker.writers_of("device_lists")[0]
+            body = {"user_id": user_id, "device_id": device_id, "display_name": display_name}
+            await self.hs.replication_client.call(writer, "register_device", body)
         token = new_access_token(user_id)
         await self.store.add_access_token(token, user_id, device_id)
         return LoginResult(user_id, device_id, token)
+
+    async def register_device(self, user_id: str, device_id: str, display_name: str | None) -> bool:
+        """Create the device unless it exists (on a device_lists writer); True if created."""
+        if not await self.hs.stores.devices.store_device(user_id, device_id, display_name):
+            return False
+        # Room-mates tracking this user's devices for encryption re-fetch their keys.
+        await self.hs.device_list_handler.notify_device_change(user_id)
+        return True
 
     # --- admin shared-secret registration ----------------------------------------------------
 

@@ -94,3 +94,14 @@ class AccountDataServlet(ReplicationServlet):
         else:
             position = await handler.set_global_account_data(user_id, data_type, content)
         return {"position": position}
+
+
+class RegisterDeviceServlet(ReplicationServlet):
+    """On a device_lists writer: create a device for a login or registration served elsewhere."""
+
+    async def handle(self, body: dict[str, Any]) -> Any:
+        user_id, device_id, display_name = body.get("user_id"), body.get("device_id"), body.get("display_name")
+        if not isinstance(user_id, str) or not isinstance(device_id, str) or not isinstance(display_name, str | None):
+            raise MatrixError(400, "user_id and device_id are required", "M_BAD_JSON")
+        created = await self.hs.registration_handler.register_device(user_id, device_id, display_name)
+        return {"created": created}

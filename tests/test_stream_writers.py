@@ -199,3 +199,19 @@ def test_register_and_login_are_served_by_the_worker(deployment: list[ServerProc
     assert 'homeserver_forwarded_requests_total{servlet="login"' not in metrics
     assert 'homeserver_forwarded_requests_total{servlet="register"' not in metrics
     assert Client(main.url, second.access_token).get("account/whoami").json()["device_id"] == second.device_id
+
+
+def test_receipt_on_its_writer_wakes_a_long_poll_on_the_worker(deployment: list[ServerProcess]) -> None:
+    alice, bob = _user(deployment, "alice"), _user(deployment, "bob")
+    room = _joined_room(alice, bob)
+    event_id = bob.put(f"rooms/{enc(room)}/send/m.room.message/r1", {"msgtype": "m.text", "body": "read me"}).json()["event_id"]
+    since = sync(bob, timeout=0, set_presence="offline")["next_batch"]
+    on_writer = Client(deployment[3].url, alice.access_token)
+
+    def receipt() -> None:
+        assert on_writer.post(f"rooms/{enc(room)}/receipt/m.read/{enc(event_id)}", {}).status_code == 200
+
+    body, seconds = long_poll(bob, since, receipt, timeout_ms=10000, set_presence="offline")
+    assert seconds < 5
+    receipts = [e for e in body["rooms"]["join"][room]["ephemeral"]["events"] if e["type"] == "m.receipt"]
+    assert alice.user_id in receipts[0]["content"][event_id]["m.read"]

@@ -19,7 +19,8 @@ PAGE = 1000
 
 
 class ReplicatedStream:
-    """A database-backed stream: catching up advances the writer's position and wakes syncs."""
+    """A database-backed stream: catching up advances the writer's position and wakes the
+    requests waiting on what changed (everyone, unless the stream says who)."""
 
     def __init__(self, hs: "HomeServer", name: str, ids: StreamIdGenerator):
         self.hs = hs
@@ -43,10 +44,34 @@ class ReplicatedStream:
         return self.ids.get_position(instance)
 
     async def catch_up(self, instance: str, target: int) -> None:
-        if target <= self.ids.get_position(instance):
+        known = self.ids.get_position(instance)
+        if target <= known:
             return
+        try:
+            affected = await self.affected(known, target)
+        except Exception:
+            logger.warning("Could not read the %s rows up to %d; waking everyone", self.name, target, exc_info=True)
+            affected = None
         self.ids.advance(instance, target)
-        self.hs.notifier.wake_all()
+        if affected is None:
+            self.hs.notifier.wake_all()
+        else:
+            users, rooms = affected
+            self.hs.notifier.wake(users=users, rooms=rooms)
+
+    async def affected(self, after: int, upto: int) -> tuple[set[str], set[str]] | None:
+        """The users and rooms whose waiting requests should wake for rows in (after, upto]
+        (of any writer: waking a few more is harmless); None wakes everyone."""
+        stores = self.hs.stores
+        if self.name == "account_data":
+            return {row.user_id for row in await stores.account_data.get_updates_since(after, upto)}, set()
+        if self.name == "receipts":
+            return set(), {r.room_id for r in await stores.receipts.get_receipts_since(after, upto)}
+        if self.name == "to_device":
+            return {user_id for _, user_id, _ in await stores.to_device.get_recipients_since(after, upto)}, set()
+        if self.name == "push_rules":
+            return set(await stores.push_rules.get_users_changed_between(after, upto)), set()
+        return None
 
 
 class EventsStream(ReplicatedStream):

@@ -36,7 +36,7 @@ class Notifier:
                 users.add(event.state_key)
         self.wake(users=users, rooms=rooms)
 
-    def on_new_room_rows(self, rows: Iterable[Any], events_store: Any) -> None:
+    def on_new_room_rows(self, rows: Iterable[Any], events_store: Any, wake: bool = True) -> tuple[set[str], set[str]]:
         """Events another process persisted (`EventRow`s, learned through replication):
         invalidate cached events they redact, record the changed rooms, wake waiters."""
         rooms: set[str] = set()
@@ -48,7 +48,9 @@ class Notifier:
             rooms.add(row.room_id)
             if row.type == "m.room.member" and row.state_key:
                 users.add(row.state_key)
-        self.wake(users=users, rooms=rooms)
+        if wake:
+            self.wake(users=users, rooms=rooms)
+        return users, rooms
 
     def wake_all(self) -> None:
         """Wake every waiting request (for streams whose rows say nothing about who cares)."""

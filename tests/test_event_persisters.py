@@ -77,7 +77,7 @@ def test_sync_wakes_for_events_persisted_by_the_other_persister(deployment: tupl
     alice = Client(main.url)
     alice.register("waker")
     on_persister = Client(persister.url, alice.access_token)
-    rooms = [alice.post("createRoom", {}).json()["room_id"] for _ in range(6)]
+    rooms = [alice.post("createRoom", {}).json()["room_id"] for _ in range(12)]
     assignments = dict(query_database(main.config["database"], "SELECT room_id, instance_name FROM room_persisters"))
     remote_room = next(r for r in rooms if assignments[r] == "persister1")
     token = alice.get("sync").json()["next_batch"]

@@ -3,7 +3,6 @@ authorization rules against the state before the event, and persist through the 
 event persister. Also reading single events and room state for clients."""
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from homeserver.events.builder import auth_types_for_event, create_local_event
@@ -21,8 +20,6 @@ logger = logging.getLogger(__name__)
 
 # At most this many forward extremities are referenced by a new event.
 MAX_PREV_EVENTS = 10
-# How long a request waits to see its own event arrive through replication.
-FENCE_TIMEOUT_SECONDS = 10
 
 
 class EventCreationHandler:
@@ -98,7 +95,8 @@ class EventCreationHandler:
         writers = self.hs.config.worker.writers_of("events")
         persister = await self.stores.rooms.get_or_assign_persister(event.room_id, writers)
         if persister == self.hs.instance_name:
-            await self.hs.events_persister.persist(event, context)
+            ordering = await self.hs.events_persister.persist(event, context)
+            await self._wait_for_position(ordering)
             return
         body: dict[str, Any] = {
             "room_version": event.room_version.identifier,
@@ -109,19 +107,14 @@ class EventCreationHandler:
             "txn": list(context.txn) if context.txn else None,
         }
         result = await self.hs.replication_client.call(persister, "persist_event", body, txn_id=event.event_id)
-        await self._wait_for_position(persister, int(result["stream_ordering"]))
+        await self._wait_for_position(int(result["stream_ordering"]))
 
-    async def _wait_for_position(self, instance: str, position: int) -> None:
-        """Fence: answer the client only once this process has seen its event through
-        replication, so its next read here (or anywhere that caught up) includes it."""
-        from twisted.internet import reactor, task
-
-        ids = self.stores.event_ids
-        deadline = time.monotonic() + FENCE_TIMEOUT_SECONDS
-        while ids.get_position(instance) < position and time.monotonic() < deadline:
-            await task.deferLater(reactor, 0.01, lambda: None)
-        if ids.get_position(instance) < position:
-            logger.warning("Timed out waiting for %s to reach events position %d", instance, position)
+    async def _wait_for_position(self, position: int) -> None:
+        """Fence: answer the client only once reads on this process include its event. They
+        serve the minimum position over the event persisters, so with several this waits
+        for the others to announce that they moved past it too (a Redis round trip)."""
+        if self.hs.config.redis.enabled:
+            await self.hs.replication.wait_for_current_token("events", position)
 
     async def redact(
         self, requester: Any, room_id: str, event_id: str, content: dict[str, Any], txn: tuple[str, str, str]

@@ -68,8 +68,8 @@ class SyncHandler:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if since is None or full_state or has_data or remaining_ms <= 0:
                 return response
-            if not await self.hs.notifier.wait_for_change(requester.user_id, rooms, now_token, remaining_ms):
-                return response
+            # Woken without news for this user (or before the token moved): wait on.
+            await self.hs.notifier.wait_for_change(requester.user_id, rooms, now_token, remaining_ms)
 
     async def _wait_to_reach(self, since: StreamToken) -> None:
         """A token issued by a process that was further along (another worker, or before this

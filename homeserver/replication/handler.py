@@ -76,8 +76,9 @@ class ReplicationHandler:
         self._beats = 0
         # (stream, instance) -> the latest position the instance announced.
         self._announced: dict[tuple[str, str], int] = {}
-        # stream -> [(instance, position, deferred)] of callers waiting to see a position.
-        self._waiters: dict[str, list[tuple[str, int, defer.Deferred[None]]]] = {}
+        # stream -> [(instance, position, deferred)] of callers waiting to see a position
+        # (instance None: the stream's current token, the minimum over its writers).
+        self._waiters: dict[str, list[tuple[str | None, int, defer.Deferred[None]]]] = {}
         self._last_seen: dict[str, float] = {}
         self._pending_announcements: set[str] = set()
 
@@ -88,8 +89,10 @@ class ReplicationHandler:
         if not config.enabled:
             return
         for name, stream in self.streams.items():
-            if name != "events" and stream.is_writer and stream.persisted:
-                stream.ids.on_local_advance.append(self._announcer(name))
+            if stream.is_writer and stream.persisted:
+                # Own event writes are announced once everything about them is stored
+                # (server.py hooks the persister); catching up with other persisters is not.
+                stream.ids.on_local_advance.append(self._announcer(name, own_writes=name != "events"))
         self._transport = RedisTransport(config, self.hs.hostname, self.on_line, self.on_connected)
         self._transport.start()
         self._heartbeat = task.LoopingCall(self._beat)
@@ -139,8 +142,12 @@ class ReplicationHandler:
 
         return defer.ensureDeferred(persist())
 
-    def _announcer(self, stream_name: str) -> Callable[[], None]:
-        return lambda: self.on_local_write(stream_name)
+    def _announcer(self, stream_name: str, own_writes: bool) -> Callable[[bool], None]:
+        def announce(own_write: bool) -> None:
+            if own_writes or not own_write:
+                self.on_local_write(stream_name)
+
+        return announce
 
     def on_local_write(self, stream_name: str) -> None:
         """This process wrote to `stream_name`: announce the new position (once per tick,
@@ -155,7 +162,9 @@ class ReplicationHandler:
 
     def _announce_one(self, stream_name: str) -> None:
         self._pending_announcements.discard(stream_name)
-        self.send(position(stream_name, self.instance, self.streams[stream_name].local_position()))
+        stream = self.streams[stream_name]
+        self.send(position(stream_name, self.instance, stream.local_position()))
+        self._wake_waiters(stream)
 
     def local_positions(self) -> dict[str, int]:
         """The positions of the streams this process writes (reported to callers so they can
@@ -232,8 +241,6 @@ class ReplicationHandler:
                                  timeout: float = FENCE_TIMEOUT_SECONDS) -> None:
         """Wait (at most `timeout` seconds) until this process has applied `instance`'s writes
         up to `positions` ({stream: position}); afterwards a read here sees them."""
-        from twisted.internet import reactor
-
         if instance == self.instance:
             return
         waiting = []
@@ -241,17 +248,32 @@ class ReplicationHandler:
             stream = self.streams.get(name)
             if stream is None or not isinstance(wanted, int) or stream.get_position(instance) >= wanted:
                 continue
-            d: defer.Deferred[None] = defer.Deferred()
-            self._waiters.setdefault(name, []).append((instance, wanted, d))
-            waiting.append((name, d))
-        for name, d in waiting:
-            d.addTimeout(timeout, reactor)  # type: ignore[arg-type]
-            try:
-                await d
-            except defer.TimeoutError:
-                fence_timeouts.labels(name).inc()
-                logger.warning("Answering before seeing %s's %s stream reach %s", instance, name, positions[name])
-                self._waiters[name] = [w for w in self._waiters.get(name, []) if w[2] is not d]
+            waiting.append((name, wanted, self._add_waiter(name, instance, wanted)))
+        for name, wanted, d in waiting:
+            await self._await_waiter(name, wanted, d, timeout)
+
+    async def wait_for_current_token(self, stream_name: str, wanted: int, timeout: float = FENCE_TIMEOUT_SECONDS) -> None:
+        """Wait (bounded) until the stream's current token — what reads here serve, the
+        minimum over its writers — reaches `wanted`."""
+        stream = self.streams[stream_name]
+        if stream.ids.get_current_token() < wanted:
+            await self._await_waiter(stream_name, wanted, self._add_waiter(stream_name, None, wanted), timeout)
+
+    def _add_waiter(self, name: str, instance: str | None, wanted: int) -> "defer.Deferred[None]":
+        d: defer.Deferred[None] = defer.Deferred()
+        self._waiters.setdefault(name, []).append((instance, wanted, d))
+        return d
+
+    async def _await_waiter(self, name: str, wanted: int, d: "defer.Deferred[None]", timeout: float) -> None:
+        from twisted.internet import reactor
+
+        d.addTimeout(timeout, reactor)  # type: ignore[arg-type]
+        try:
+            await d
+        except defer.TimeoutError:
+            fence_timeouts.labels(name).inc()
+            logger.warning("Answering before this process saw the %s stream reach %d", name, wanted)
+            self._waiters[name] = [w for w in self._waiters.get(name, []) if w[2] is not d]
 
     def _wake_waiters(self, stream: ReplicatedStream) -> None:
         waiters = self._waiters.get(stream.name)
@@ -261,7 +283,8 @@ class ReplicationHandler:
         for instance, wanted, d in waiters:
             if d.called:
                 continue
-            if stream.get_position(instance) >= wanted:
+            reached = stream.ids.get_current_token() if instance is None else stream.get_position(instance)
+            if reached >= wanted:
                 d.callback(None)
             else:
                 still.append((instance, wanted, d))

@@ -79,14 +79,21 @@ class EventsStream(ReplicatedStream):
 
     async def catch_up(self, instance: str, target: int) -> None:
         known = self.ids.get_position(instance)
+        served_before = self.ids.get_current_token()
         while known < target:
             rows = await self.hs.stores.timeline.get_rows_by_writer(instance, known, target, PAGE)
             if not rows:
                 break
-            self.hs.notifier.on_new_room_rows(rows, self.hs.stores.events)
+            # Wake only after advancing: a woken sync reads the token at once.
+            users, rooms = self.hs.notifier.on_new_room_rows(rows, self.hs.stores.events, wake=False)
             known = rows[-1].stream_ordering
             self.ids.advance(instance, known)
+            self.hs.notifier.wake(users=users, rooms=rooms)
         self.ids.advance(instance, target)
+        if self.ids.get_current_token() > served_before:
+            # With several writers, rows read earlier (from any writer, or persisted here)
+            # may only now be within the served token.
+            self.hs.notifier.wake_all()
 
 
 class TypingStream(ReplicatedStream):

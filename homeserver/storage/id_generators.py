@@ -45,8 +45,9 @@ class StreamIdGenerator:
         self._local_position = 0
         self._positions: dict[str, int] = {}
         self._sqlite = False
-        # Called on the reactor whenever this writer's own position moves forward.
-        self.on_local_advance: list[Callable[[], None]] = []
+        # Called on the reactor whenever this writer's own position moves forward: with True
+        # when its own write finished, False when it caught up with other writers' ids.
+        self.on_local_advance: list[Callable[[bool], None]] = []
 
     @property
     def is_writer(self) -> bool:
@@ -135,18 +136,25 @@ class StreamIdGenerator:
             self._positions[self.instance_name] = self._local_position
         if advanced:
             for callback in self.on_local_advance:
-                callback()
+                callback(True)
 
     def advance(self, instance_name: str, position: int) -> None:
         """Another writer has persisted up to `position` (learned through replication)."""
+        advanced = False
         with self._lock:
             if position > self._positions.get(instance_name, 0):
                 self._positions[instance_name] = position
             self._max_seen = max(self._max_seen, position)
             if self.is_writer and not self._unfinished:
                 position = min([self._max_seen, *self._fetching])
+                advanced = position > self._local_position
                 self._local_position = max(self._local_position, position)
                 self._positions[self.instance_name] = self._local_position
+        # An idle writer moves along with the others; readers serve the minimum over the
+        # writers, so they must hear of it at once, not at the next heartbeat.
+        if advanced:
+            for callback in self.on_local_advance:
+                callback(False)
 
     def get_position(self, instance_name: str) -> int:
         with self._lock:

@@ -84,3 +84,9 @@ ensure_redis() {
   for _ in $(seq 1 30); do redis_ready && return 0; sleep 1; done
   echo "Redis is not reachable on $redis_host:$redis_port" >&2; exit 1
 }
+
+# nginx and haproxy (for the routing tests and the local deployment); installed, not started.
+ensure_proxies() {
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
+  command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || apt_install haproxy
+}

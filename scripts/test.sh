@@ -8,6 +8,7 @@ source scripts/lib.sh
 ensure_venv test
 ensure_postgres
 ensure_redis
+ensure_proxies
 .venv/bin/ruff check homeserver tests
 .venv/bin/mypy
 .venv/bin/python -m pytest -q "$@"

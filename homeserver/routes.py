@@ -183,6 +183,8 @@ ROUTES: list[Endpoint] = [
              "replication", "writer:typing", "homeserver.rest.replication:TypingUpdatesServlet"),
     Endpoint("replication_register_device", "^/_synapse/replication/register_device/(?P<txn_id>[^/]+)$", ("POST",),
              "replication", "writer:device_lists", "homeserver.rest.replication:RegisterDeviceServlet"),
+    Endpoint("replication_presence_user_sync", "^/_synapse/replication/presence_user_sync/(?P<txn_id>[^/]+)$", ("POST",),
+             "replication", "writer:presence", "homeserver.rest.replication:PresenceUserSyncServlet"),
     Endpoint("replication_account_data", "^/_synapse/replication/account_data/(?P<txn_id>[^/]+)$", ("POST",),
              "replication", "writer:account_data", "homeserver.rest.replication:AccountDataServlet"),
     # --- admin API -----------------------------------------------------------------------

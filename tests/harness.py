@@ -27,6 +27,12 @@ PG_ARGS = {
 REDIS_HOST = os.environ.get("HS_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("HS_TEST_REDIS_PORT", "6379"))
 ENGINES = ["sqlite", "postgres"]
+# Deployment shapes of the API tests: a single process on each engine, and `workers` (see
+# `workers_deployment`). `HS_TEST_SHAPES=workers` (comma-separated) runs only those shapes.
+ALL_SHAPES = [*ENGINES, "workers"]
+SHAPES = [s.strip() for s in os.environ.get("HS_TEST_SHAPES", ",".join(ALL_SHAPES)).split(",") if s.strip()]
+if not SHAPES or set(SHAPES) - set(ALL_SHAPES):
+    raise ValueError(f"HS_TEST_SHAPES={os.environ.get('HS_TEST_SHAPES')!r}: choose from {', '.join(ALL_SHAPES)}")
 
 # Rate limits high enough that tests never hit them unless they mean to.
 NO_RATE_LIMITS = {
@@ -144,7 +150,12 @@ class ServerProcess:
         self.port = listeners[0]["port"]
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(directory, f"{name}.log")
+        self._log_start = 0
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def server_name(self) -> str:
+        return str(self.config["server_name"])
 
     def _write(self, filename: str, config: dict[str, Any]) -> str:
         path = os.path.join(self.directory, filename)
@@ -160,6 +171,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 20.0) -> "ServerProcess":
         log = open(self.log_path, "ab")
+        self._log_start = log.tell()
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.directory)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -175,8 +187,14 @@ class ServerProcess:
         raise RuntimeError(f"server did not become healthy in {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
+        """What the process has logged since it was last started."""
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_start)
+            return f.read().decode(errors="replace")
+
+    def logs(self) -> list[str]:
+        """The log of each process (one here; see `Deployment`)."""
+        return [self.log()]
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -300,3 +318,66 @@ def multi_process_deployment(
         finally:
             for process in reversed(processes):
                 process.stop()
+
+
+# The stream writers of the `workers` shape.
+EVENT_PERSISTERS = ["persister1", "persister2"]
+EPHEMERAL_STREAMS = ["typing", "to_device", "account_data", "receipts", "presence"]
+
+
+class Deployment:
+    """A running multi-process deployment, used by tests where they use a `ServerProcess`:
+    `url` is the client URL of `front` (clients talk to a generic worker; what it may not
+    serve its misroute guard forwards), `config` the shared config, `log()` every process's log."""
+
+    def __init__(self, processes: list[ServerProcess], front: str = "worker1"):
+        self.processes = {process.name: process for process in processes}
+        self.main = self.processes["main"]
+        self.front = self.processes[front]
+        self.url = self.front.url
+        self.port = self.front.port
+        self.config = self.main.config
+        self.directory = self.main.directory
+
+    @property
+    def server_name(self) -> str:
+        return self.main.server_name
+
+    def log(self) -> str:
+        return "".join(f"===== {name} =====\n{process.log()}" for name, process in self.processes.items())
+
+    def logs(self) -> list[str]:
+        return [process.log() for process in self.processes.values()]
+
+    def stop(self) -> None:
+        for process in reversed(self.processes.values()):
+            process.stop()
+
+    def start(self) -> "Deployment":
+        """Starts every process again (after `stop`), main first."""
+        for process in self.processes.values():
+            process.start()
+        return self
+
+
+@contextmanager
+def workers_deployment(server_name: str | None = None, **shared_overrides: Any) -> Iterator[Deployment]:
+    """The `workers` shape: main, two event persisters (`persister1`, `persister2`), one writer
+    of the typing, to_device, account_data, receipts and presence streams (`writer1`) and two
+    generic workers with a client listener (`worker1`, `worker2`), on a fresh PostgreSQL
+    database with Redis replication and a replication secret. The server name is unique unless
+    given (the Redis channel is named after it)."""
+    server_name = server_name or f"workers-{secrets.token_hex(4)}.test"
+    writers = [*EVENT_PERSISTERS, "writer1"]  # started before the generic workers
+    ports = {name: free_port() for name in [*writers, "worker1", "worker2"]}
+    # Every listener serves metrics too, as the single process's listener does.
+    workers = [worker_config(name, ports[name], resources=("client", "replication", "metrics")) for name in writers]
+    workers += [worker_config(name, ports[name], resources=("client", "metrics")) for name in ("worker1", "worker2")]
+    overrides: dict[str, Any] = {
+        "worker_replication_secret": "workers-" + secrets.token_hex(8),
+        "instance_map": {name: {"host": "127.0.0.1", "port": ports[name]} for name in writers},
+        "stream_writers": {"events": EVENT_PERSISTERS, **{stream: ["writer1"] for stream in EPHEMERAL_STREAMS}},
+    }
+    overrides.update(shared_overrides)
+    with multi_process_deployment(workers, server_name, **overrides) as processes:
+        yield Deployment(processes)

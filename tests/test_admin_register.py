@@ -32,28 +32,28 @@ def test_nonces_are_fresh(client: Client) -> None:
     assert get_nonce(client) != get_nonce(client)
 
 
-def test_register_user(server: ServerProcess, client: Client) -> None:
+def test_register_user(server: ServerProcess, client: Client, server_name: str) -> None:
     resp = admin_register(client, "sharedsecret")
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert body["user_id"] == "@sharedsecret:test.local"
+    assert body["user_id"] == f"@sharedsecret:{server_name}"
     who = Client(server.url, body["access_token"]).get("account/whoami")
     assert who.status_code == 200, who.text
-    assert who.json() == {"user_id": "@sharedsecret:test.local", "device_id": body["device_id"], "is_guest": False}
+    assert who.json() == {"user_id": f"@sharedsecret:{server_name}", "device_id": body["device_id"], "is_guest": False}
     assert try_login(server, "sharedsecret", PASSWORD).status_code == 200
-    row = user_row(server, "@sharedsecret:test.local")
+    row = user_row(server, f"@sharedsecret:{server_name}")
     assert row is not None and row["admin"] is False
 
 
-def test_register_admin(server: ServerProcess, client: Client) -> None:
+def test_register_admin(server: ServerProcess, client: Client, server_name: str) -> None:
     resp = admin_register(client, "theadmin", admin=True)
     assert resp.status_code == 200, resp.text
-    row = user_row(server, "@theadmin:test.local")
+    row = user_row(server, f"@theadmin:{server_name}")
     assert row is not None and row["admin"] is True
     assert try_login(server, "theadmin", PASSWORD).status_code == 200
 
 
-def test_bad_mac(server: ServerProcess, client: Client) -> None:
+def test_bad_mac(server: ServerProcess, client: Client, server_name: str) -> None:
     assert_error(admin_register(client, "badmac", mac="00" * 20), 403, "M_FORBIDDEN")
     # A mac for a regular user does not register an admin, nor one made with another secret.
     nonce = get_nonce(client)
@@ -62,16 +62,16 @@ def test_bad_mac(server: ServerProcess, client: Client) -> None:
     nonce = get_nonce(client)
     other_secret = admin_mac(nonce, "badmac", PASSWORD, False, secret="not-the-secret")
     assert_error(admin_register(client, "badmac", nonce=nonce, mac=other_secret), 403, "M_FORBIDDEN")
-    assert user_row(server, "@badmac:test.local") is None
+    assert user_row(server, f"@badmac:{server_name}") is None
     assert client.get("register/available", params={"username": "badmac"}, auth=False).status_code == 200
 
 
-def test_nonce_cannot_be_reused(server: ServerProcess, client: Client) -> None:
+def test_nonce_cannot_be_reused(server: ServerProcess, client: Client, server_name: str) -> None:
     nonce = get_nonce(client)
     assert admin_register(client, "firstuse", nonce=nonce).status_code == 200
     assert_error(admin_register(client, "seconduse", nonce=nonce), 400)
     assert_error(admin_register(client, "madeup", nonce="not-a-nonce"), 400)
-    assert user_row(server, "@seconduse:test.local") is None
+    assert user_row(server, f"@seconduse:{server_name}") is None
 
 
 def test_invalid_and_taken_usernames(client: Client) -> None:
@@ -95,24 +95,24 @@ def _script() -> list[str]:
     return [sys.executable, "-m", "homeserver.app.register_new_matrix_user"]
 
 
-def test_console_script(server: ServerProcess) -> None:
+def test_console_script(server: ServerProcess, server_name: str) -> None:
     result = subprocess.run(
         [*_script(), "-k", "test-shared-secret", "-u", "scripted", "-p", "script pw", "--no-admin", server.url],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "@scripted:test.local" in result.stdout
+    assert f"@scripted:{server_name}" in result.stdout
     assert try_login(server, "scripted", "script pw").status_code == 200
-    row = user_row(server, "@scripted:test.local")
+    row = user_row(server, f"@scripted:{server_name}")
     assert row is not None and row["admin"] is False
 
 
-def test_console_module_admin_and_wrong_secret(server: ServerProcess) -> None:
+def test_console_module_admin_and_wrong_secret(server: ServerProcess, server_name: str) -> None:
     base = [sys.executable, "-m", "homeserver.app.register_new_matrix_user"]
     ok = subprocess.run([*base, "-k", "test-shared-secret", "-u", "scriptadmin", "-p", "pw", "-a", server.url],
                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    row = user_row(server, "@scriptadmin:test.local")
+    row = user_row(server, f"@scriptadmin:{server_name}")
     assert row is not None and row["admin"] is True
     assert try_login(server, "scriptadmin", "pw").status_code == 200
 
@@ -120,4 +120,4 @@ def test_console_module_admin_and_wrong_secret(server: ServerProcess) -> None:
                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert bad.returncode != 0
     assert "M_FORBIDDEN" in bad.stderr
-    assert user_row(server, "@scriptbad:test.local") is None
+    assert user_row(server, f"@scriptbad:{server_name}") is None

@@ -8,19 +8,19 @@ import nio
 from tests.harness import ServerProcess
 
 
-async def _nio_session(url: str) -> None:
+async def _nio_session(url: str, server_name: str) -> None:
     client = nio.AsyncClient(url, "nio_user")
     try:
         registered = await client.register("nio_user", "nio password", device_name="first device")
         assert isinstance(registered, nio.RegisterResponse), registered
-        assert registered.user_id == "@nio_user:test.local"
+        assert registered.user_id == f"@nio_user:{server_name}"
 
         whoami = await client.whoami()
         assert isinstance(whoami, nio.WhoamiResponse), whoami
-        assert whoami.user_id == "@nio_user:test.local"
+        assert whoami.user_id == f"@nio_user:{server_name}"
         assert whoami.device_id == registered.device_id
 
-        second = nio.AsyncClient(url, "@nio_user:test.local")
+        second = nio.AsyncClient(url, f"@nio_user:{server_name}")
         logged_in = await second.login("nio password", device_name="second device")
         assert isinstance(logged_in, nio.LoginResponse), logged_in
         assert logged_in.device_id != registered.device_id
@@ -61,4 +61,4 @@ async def _nio_session(url: str) -> None:
 
 
 def test_matrix_nio_account_lifecycle(server: ServerProcess) -> None:
-    asyncio.run(_nio_session(server.url))
+    asyncio.run(_nio_session(server.url, server.server_name))

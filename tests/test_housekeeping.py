@@ -9,7 +9,7 @@ from homeserver.storage.stores.event_push_actions import EventPushActionsStore
 from homeserver.storage.stores.registration import RegistrationStore
 from homeserver.storage.stores.to_device import ToDeviceStore
 from homeserver.util.clock import now_ms
-from tests.test_storage import Env, env, run  # noqa: F401,F811 - fixtures
+from tests.test_storage import Env, env  # noqa: F401,F811 - fixtures (`run` is in conftest.py)
 
 HOUR_MS = 3600 * 1000
 

@@ -44,7 +44,7 @@ def whoami(server: ServerProcess, token: str) -> dict[str, Any]:
     return resp.json()  # type: ignore[no-any-return]
 
 
-def test_uia_dance(server: ServerProcess, client: Client) -> None:
+def test_uia_dance(server: ServerProcess, client: Client, server_name: str) -> None:
     body = {"username": "dance", "password": PASSWORD}
     first = register(client, body)
     session = uia_session(first, "m.login.dummy")
@@ -55,9 +55,9 @@ def test_uia_dance(server: ServerProcess, client: Client) -> None:
     assert client.get("register/available", params={"username": "dance"}, auth=False).status_code == 200
 
     second = register(client, {**body, "auth": {**DUMMY, "session": session}})
-    result = assert_registered(second, "@dance:test.local")
+    result = assert_registered(second, f"@dance:{server_name}")
     assert whoami(server, result["access_token"]) == {
-        "user_id": "@dance:test.local", "device_id": result["device_id"], "is_guest": False,
+        "user_id": f"@dance:{server_name}", "device_id": result["device_id"], "is_guest": False,
     }
     assert try_login(server, "dance", PASSWORD).status_code == 200
 
@@ -67,12 +67,12 @@ def test_uia_dance(server: ServerProcess, client: Client) -> None:
     assert client.get("register/available", params={"username": "dance2"}, auth=False).status_code == 200
 
 
-def test_uia_continuation_uses_the_first_request(server: ServerProcess, client: Client) -> None:
+def test_uia_continuation_uses_the_first_request(server: ServerProcess, client: Client, server_name: str) -> None:
     """The second call may carry only `auth`: the server remembers the first request's body."""
     first = register(client, {"username": "remembered", "password": "first password"})
     session = uia_session(first, "m.login.dummy")
     second = register(client, {"auth": {**DUMMY, "session": session}})
-    assert_registered(second, "@remembered:test.local")
+    assert_registered(second, f"@remembered:{server_name}")
     assert try_login(server, "remembered", "first password").status_code == 200
 
 
@@ -90,10 +90,10 @@ def test_uia_session_never_stores_the_password(server: ServerProcess, client: Cl
     assert "password_hash" in serverdict
 
 
-def test_auth_without_session(server: ServerProcess, client: Client) -> None:
+def test_auth_without_session(server: ServerProcess, client: Client, server_name: str) -> None:
     resp = register(client, {"username": "nosession", "password": PASSWORD, "auth": DUMMY})
-    result = assert_registered(resp, "@nosession:test.local")
-    assert whoami(server, result["access_token"])["user_id"] == "@nosession:test.local"
+    result = assert_registered(resp, f"@nosession:{server_name}")
+    assert whoami(server, result["access_token"])["user_id"] == f"@nosession:{server_name}"
 
 
 def test_unknown_session(client: Client) -> None:
@@ -109,9 +109,9 @@ def test_wrong_stage_type(client: Client) -> None:
     assert client.get("register/available", params={"username": "wrongstage"}, auth=False).status_code == 200
 
 
-def test_inhibit_login(server: ServerProcess, client: Client) -> None:
+def test_inhibit_login(server: ServerProcess, client: Client, server_name: str) -> None:
     resp = register(client, {"username": "inhibited", "password": PASSWORD, "auth": DUMMY, "inhibit_login": True})
-    body = assert_registered(resp, "@inhibited:test.local", logged_in=False)
+    body = assert_registered(resp, f"@inhibited:{server_name}", logged_in=False)
     assert "access_token" not in body
     assert "device_id" not in body
     # The account exists and has no device until it logs in.
@@ -121,10 +121,10 @@ def test_inhibit_login(server: ServerProcess, client: Client) -> None:
     assert [d["device_id"] for d in devices] == [session.device_id]
 
 
-def test_device_id_and_display_name(server: ServerProcess, client: Client) -> None:
+def test_device_id_and_display_name(server: ServerProcess, client: Client, server_name: str) -> None:
     resp = register(client, {"username": "withdevice", "password": PASSWORD, "auth": DUMMY,
                              "device_id": "MYPHONE", "initial_device_display_name": "My phone"})
-    body = assert_registered(resp, "@withdevice:test.local")
+    body = assert_registered(resp, f"@withdevice:{server_name}")
     assert body["device_id"] == "MYPHONE"
     alice = Client(server.url, body["access_token"])
     assert whoami(server, body["access_token"])["device_id"] == "MYPHONE"
@@ -136,19 +136,19 @@ def test_device_id_and_display_name(server: ServerProcess, client: Client) -> No
     assert one.json()["display_name"] == "My phone"
 
 
-def test_username_generated_when_omitted(server: ServerProcess, client: Client) -> None:
+def test_username_generated_when_omitted(server: ServerProcess, client: Client, server_name: str) -> None:
     resp = register(client, {"password": PASSWORD, "auth": DUMMY})
     assert resp.status_code == 200, resp.text
     user_id = resp.json()["user_id"]
-    assert user_id.startswith("@") and user_id.endswith(":test.local") and len(user_id) > len("@:test.local")
+    assert user_id.startswith("@") and user_id.endswith(f":{server_name}") and len(user_id) > len(f"@:{server_name}")
     assert whoami(server, resp.json()["access_token"])["user_id"] == user_id
 
 
-def test_username_is_downcased(server: ServerProcess, client: Client) -> None:
+def test_username_is_downcased(server: ServerProcess, client: Client, server_name: str) -> None:
     """Like Synapse (and Complement's "POST /register downcases capitals in usernames")."""
     resp = register(client, {"username": "User-UPPER", "password": PASSWORD, "auth": DUMMY})
-    assert_registered(resp, "@user-upper:test.local")
-    assert try_login(server, "User-Upper", PASSWORD).json()["user_id"] == "@user-upper:test.local"
+    assert_registered(resp, f"@user-upper:{server_name}")
+    assert try_login(server, "User-Upper", PASSWORD).json()["user_id"] == f"@user-upper:{server_name}"
 
 
 INVALID_USERNAMES = [
@@ -169,8 +169,8 @@ def test_invalid_username(client: Client, username: str) -> None:
     assert_register_error(with_auth, 400, "M_INVALID_USERNAME")
 
 
-def test_username_taken(client: Client) -> None:
-    assert_registered(register(client, {"username": "taken", "password": PASSWORD, "auth": DUMMY}), "@taken:test.local")
+def test_username_taken(client: Client, server_name: str) -> None:
+    assert_registered(register(client, {"username": "taken", "password": PASSWORD, "auth": DUMMY}), f"@taken:{server_name}")
     for username in ("taken", "TAKEN", "Taken"):
         assert_register_error(register(client, {"username": username, "password": PASSWORD}), 400, "M_USER_IN_USE")
         with_auth = register(client, {"username": username, "password": PASSWORD, "auth": DUMMY})
@@ -183,11 +183,11 @@ def test_missing_password(client: Client) -> None:
     assert client.get("register/available", params={"username": "nopassword"}, auth=False).status_code == 200
 
 
-def test_guest_registration_forbidden(client: Client) -> None:
+def test_guest_registration_forbidden(client: Client, server_name: str) -> None:
     resp = register(client, {"auth": DUMMY}, params={"kind": "guest"})
     assert_register_error(resp, 403, "M_GUEST_ACCESS_FORBIDDEN")
     resp = register(client, {"username": "kinduser", "password": PASSWORD, "auth": DUMMY}, params={"kind": "user"})
-    assert_registered(resp, "@kinduser:test.local")
+    assert_registered(resp, f"@kinduser:{server_name}")
     assert_error(register(client, {"auth": DUMMY}, params={"kind": "robot"}), 400)
 
 
@@ -209,13 +209,13 @@ def test_body_must_be_a_json_object(client: Client) -> None:
     assert_error(client.post("register", data=b"{not json", auth=False), 400, "M_NOT_JSON")
 
 
-def test_register_available(client: Client) -> None:
+def test_register_available(client: Client, server_name: str) -> None:
     resp = client.get("register/available", params={"username": "freename"}, auth=False)
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"available": True}
     assert_matches_spec(resp.json(), "registration.yaml", "/register/available", "get", 200)
 
-    assert_registered(register(client, {"username": "freename", "password": PASSWORD, "auth": DUMMY}), "@freename:test.local")
+    assert_registered(register(client, {"username": "freename", "password": PASSWORD, "auth": DUMMY}), f"@freename:{server_name}")
     for username, errcode in [("freename", "M_USER_IN_USE"), ("FreeName", "M_INVALID_USERNAME"),
                               ("_under", "M_INVALID_USERNAME"), ("with space", "M_INVALID_USERNAME"),
                               ("a" * 250, "M_INVALID_USERNAME")]:

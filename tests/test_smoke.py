@@ -16,7 +16,7 @@ def test_register_whoami_logout(server: ServerProcess, client: Client) -> None:
     assert_matches_spec(result, "registration.yaml", "/register", "post", 200)
     who = client.get("account/whoami")
     assert who.status_code == 200
-    assert who.json()["user_id"] == "@smoke:test.local"
+    assert who.json()["user_id"] == f"@smoke:{server.server_name}"
     assert who.json()["device_id"] == result["device_id"]
     assert client.post("logout", {}).status_code == 200
     after = client.get("account/whoami")

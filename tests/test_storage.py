@@ -6,8 +6,6 @@ The storage code runs on a real Twisted reactor, started once in a background th
 drives it from the test thread through `Runner`. Every test gets its own fresh database.
 """
 
-import concurrent.futures
-import inspect
 import sqlite3
 import threading
 import time
@@ -18,7 +16,6 @@ import psycopg2
 import psycopg2.errorcodes
 import pytest
 from prometheus_client import REGISTRY
-from twisted.internet import defer
 
 from homeserver.storage.database import MAX_ATTEMPTS, Database, Txn
 from homeserver.storage.engines import create_engine
@@ -35,6 +32,7 @@ from homeserver.storage.stores.registration import (
 from homeserver.storage.stores.ui_auth import UIAuthStore
 from homeserver.util.clock import now_ms
 from tests.harness import ENGINES, database_config
+from tests.reactor_thread import Runner
 
 TIMEOUT = 30.0
 EXPECTED_TABLES = {
@@ -52,55 +50,6 @@ EXPECTED_TABLES = {
 
 class Boom(Exception):
     """Raised by transaction functions that must roll back."""
-
-
-# -- running Twisted code from the test thread ----------------------------------------------------
-
-
-class Runner:
-    """Runs callables on the reactor thread; awaitables are awaited there."""
-
-    def __init__(self, reactor: Any, thread: threading.Thread):
-        self.reactor = reactor
-        self.thread = thread
-
-    def start(self, fn: Callable[[], Any]) -> "concurrent.futures.Future[Any]":
-        """Schedule `fn` on the reactor and return at once; the future holds its outcome."""
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-
-        def go() -> None:
-            try:
-                result = fn()
-            except BaseException as e:
-                future.set_exception(e)
-                return
-            if not inspect.isawaitable(result):
-                future.set_result(result)
-                return
-            d = defer.ensureDeferred(result)  # type: ignore[arg-type]
-            d.addCallbacks(future.set_result, lambda f: future.set_exception(f.value))
-
-        self.reactor.callFromThread(go)
-        return future
-
-    def __call__(self, fn: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
-        """Run `fn` on the reactor and wait for its (awaited) result."""
-        return self.start(fn).result(timeout)
-
-
-@pytest.fixture(scope="session")
-def run() -> Iterator[Runner]:
-    from twisted.internet import reactor
-
-    thread = threading.Thread(
-        target=reactor.run, kwargs={"installSignalHandlers": False}, name="reactor", daemon=True
-    )
-    thread.start()
-    runner = Runner(reactor, thread)
-    assert runner(lambda: threading.current_thread() is thread)
-    yield runner
-    reactor.callFromThread(reactor.stop)
-    thread.join(10)
 
 
 class Env:

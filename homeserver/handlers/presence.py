@@ -44,6 +44,10 @@ PRESENCE_STATES = (ONLINE, UNAVAILABLE, OFFLINE)
 # How often due timers are looked at, at most (shorter when a configured timer is shorter).
 CHECK_INTERVAL_MS = 5_000
 PERSIST_INTERVAL_S = 60.0
+# On a process that does not write presence: a user is reported as no longer syncing this
+# long after their last sync ended, and their activity is refreshed this often while syncing.
+SYNC_LINGER_SECONDS = 10.0
+SYNC_REFRESH_MS = 30_000
 
 
 def format_presence(state: UserPresence, now: int) -> dict[str, Any]:
@@ -90,6 +94,10 @@ class PresenceHandler:
         self._sync_presence: dict[str, str] = {}
         # On the writer: instance -> users syncing there (from USER_SYNC commands).
         self._remote_syncs: dict[str, set[str]] = {}
+        # On other processes: when each user's sync was last reported, and the timers that
+        # report the end of a user's syncing once they stop.
+        self._reported: dict[str, int] = {}
+        self._stop_timers: dict[str, Any] = {}
         self._unpersisted: set[str] = set()
         config = self.config
         self._check_ms = max(100, min(CHECK_INTERVAL_MS, config.sync_online_timeout_ms, config.last_active_granularity_ms))
@@ -170,28 +178,55 @@ class PresenceHandler:
 
     @asynccontextmanager
     async def _syncing_elsewhere(self, user_id: str, set_presence: str) -> AsyncIterator[None]:
-        """`user_syncing` on a process that does not write presence: tell the writer when a
-        sync starts (each time, within `rc_presence`) and when the user's last one ends."""
+        """`user_syncing` on a process that does not write presence. A user who starts
+        syncing here (or changes `set_presence`) is reported to the writer over HTTP and the
+        sync waits for the change, so its token already carries it (as on the writer itself);
+        while they keep syncing a cheap `USER_SYNC` refreshes their activity now and then; the
+        end is reported `SYNC_LINGER_SECONDS` after their last sync, so back-to-back
+        long-polls are one continuous sync."""
         if not self.config.track or not self.config.enabled or set_presence == OFFLINE:
             yield
             return
-        replication = self.hs.replication
-        first = user_id not in self._syncs
+        linger = self._stop_timers.pop(user_id, None)
+        if linger is not None and linger.active():
+            linger.cancel()
         self._syncs[user_id] = self._syncs.get(user_id, 0) + 1
-        self._sync_presence[user_id] = set_presence
-        if first or self._sync_rate_allows(user_id):
-            replication.send_user_sync(user_id, True, set_presence)
+        now = now_ms()
+        if self._sync_presence.get(user_id) != set_presence:
+            self._sync_presence[user_id] = set_presence
+            self._reported[user_id] = now
+            await self._report_sync_start(user_id, set_presence)
+        elif now - self._reported.get(user_id, 0) > SYNC_REFRESH_MS and self._sync_rate_allows(user_id):
+            self._reported[user_id] = now
+            self.hs.replication.send_user_sync(user_id, True, set_presence)
         try:
             yield
         finally:
             self._syncs[user_id] -= 1
             if not self._syncs[user_id]:
                 del self._syncs[user_id]
-                self._sync_presence.pop(user_id, None)
-                replication.send_user_sync(user_id, False)
+                from twisted.internet import reactor as twisted_reactor
+
+                reactor: Any = twisted_reactor
+                self._stop_timers[user_id] = reactor.callLater(SYNC_LINGER_SECONDS, self._report_sync_end, user_id)
+
+    async def _report_sync_start(self, user_id: str, set_presence: str) -> None:
+        writer = self.hs.config.worker.writers_of("presence")[0]
+        body = {"instance": self.hs.instance_name, "user_id": user_id, "active": True, "presence": set_presence}
+        try:
+            await self.hs.replication_client.call(writer, "presence_user_sync", body)
+        except Exception as e:  # the sync goes on; the writer hears of it through Redis
+            logger.warning("Could not report %s syncing to %s (%s); sending USER_SYNC instead", user_id, writer, e)
+            self.hs.replication.send_user_sync(user_id, True, set_presence)
+
+    def _report_sync_end(self, user_id: str) -> None:
+        self._stop_timers.pop(user_id, None)
+        self._sync_presence.pop(user_id, None)
+        self._reported.pop(user_id, None)
+        self.hs.replication.send_user_sync(user_id, False)
 
     def remote_syncs(self) -> list[tuple[str, str]]:
-        """On other processes: (user, set_presence) of each user syncing here now."""
+        """On other processes: (user, set_presence) of each user reported as syncing here."""
         return sorted(self._sync_presence.items())
 
     async def on_remote_sync_command(self, name: str, body: dict[str, Any]) -> None:

@@ -154,6 +154,20 @@ class TypingHandler:
         if changed:
             self.hs.notifier.wake(rooms=sorted(changed))
 
+    async def on_replicated_rows(self, rows: list[Any]) -> None:
+        """On the writer: events another process persisted end typing as local ones do (a
+        member event ends its target's typing unless they are still joined)."""
+        for row in rows:
+            typing = self._typing.get(row.room_id)
+            if not typing:
+                continue
+            if row.sender in typing:
+                self._stop(row.room_id, row.sender)
+            if row.type == "m.room.member" and row.state_key in typing:
+                membership = await self.hs.stores.members.get_membership(row.room_id, row.state_key)
+                if membership is None or membership[0] != "join":
+                    self._stop(row.room_id, row.state_key)
+
     def _on_persisted(self, events: list[Event]) -> None:
         """Sending an event into a room, or leaving it, ends the sender's typing there."""
         for event in events:

@@ -89,6 +89,8 @@ class EventsStream(ReplicatedStream):
             known = rows[-1].stream_ordering
             self.ids.advance(instance, known)
             self.hs.notifier.wake(users=users, rooms=rooms)
+            if self.hs.typing_handler.is_writer:
+                await self.hs.typing_handler.on_replicated_rows(rows)
         self.ids.advance(instance, target)
         if self.ids.get_current_token() > served_before:
             # With several writers, rows read earlier (from any writer, or persisted here)

@@ -105,3 +105,14 @@ class RegisterDeviceServlet(ReplicationServlet):
             raise MatrixError(400, "user_id and device_id are required", "M_BAD_JSON")
         created = await self.hs.registration_handler.register_device(user_id, device_id, display_name)
         return {"created": created}
+
+
+class PresenceUserSyncServlet(ReplicationServlet):
+    """On the presence writer: a user started syncing on another process (answers once the
+    change is stored, so the caller can wait for its presence position)."""
+
+    async def handle(self, body: dict[str, Any]) -> Any:
+        if not isinstance(body.get("instance"), str) or not isinstance(body.get("user_id"), str):
+            raise MatrixError(400, "instance and user_id are required", "M_BAD_JSON")
+        await self.hs.presence_handler.on_remote_sync_command("USER_SYNC", body)
+        return {}

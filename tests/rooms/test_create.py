@@ -150,13 +150,13 @@ def test_unsupported_room_version(alice: Client, version: Any) -> None:
     assert_error(alice.post("createRoom", {"room_version": version}), 400, "M_UNSUPPORTED_ROOM_VERSION")
 
 
-def test_room_alias_name(alice: Client, new_user: UserFactory) -> None:
+def test_room_alias_name(alice: Client, new_user: UserFactory, server_name: str) -> None:
     localpart = "room_" + alice.user_id[1:].split(":")[0]
     resp = alice.post("createRoom", {"room_alias_name": localpart, "preset": "public_chat"})
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert_matches_spec(body, "create_room.yaml", "/createRoom", "post", 200)
-    alias = f"#{localpart}:test.local"
+    alias = f"#{localpart}:{server_name}"
     assert body["room_alias"] == alias
     assert get_state(alice, body["room_id"], "m.room.canonical_alias") == {"alias": alias}
     # The alias leads to the room: another user joins through it.

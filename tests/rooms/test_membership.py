@@ -21,7 +21,7 @@ from tests.rooms.helpers import (
 from tests.spec import assert_matches_spec
 from tests.test_accounts import assert_error
 
-UNKNOWN_ROOM = "!doesnotexist:test.local"
+UNKNOWN_ROOM = "!doesnotexist:{server_name}"
 
 
 def joined_rooms(client: Client) -> list[str]:
@@ -58,10 +58,10 @@ def test_join_public_room_by_id(alice: Client, bob: Client, carol: Client) -> No
     assert any(e["content"].get("body") == "bob here" for e in timeline(carol, room_id))
 
 
-def test_join_by_alias(alice: Client, bob: Client) -> None:
+def test_join_by_alias(alice: Client, bob: Client, server_name: str) -> None:
     localpart = "joinme_" + alice.user_id[1:].split(":")[0]
     room_id = public_room(alice, room_alias_name=localpart)
-    resp = bob.post(f"join/{path_id(f'#{localpart}:test.local')}", {})
+    resp = bob.post(f"join/{path_id(f'#{localpart}:{server_name}')}", {})
     assert resp.status_code == 200, resp.text
     assert_matches_spec(resp.json(), "joining.yaml", "/join/{roomIdOrAlias}", "post", 200)
     assert resp.json() == {"room_id": room_id}
@@ -287,12 +287,12 @@ def test_knock(alice: Client, bob: Client) -> None:
     assert members(alice, room_id)[bob.user_id] == "join"
 
 
-def test_knock_by_alias(alice: Client, bob: Client) -> None:
+def test_knock_by_alias(alice: Client, bob: Client, server_name: str) -> None:
     localpart = "knock_" + alice.user_id[1:].split(":")[0]
     room_id = create_room(alice, room_version="10", room_alias_name=localpart, initial_state=[
         {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}},
     ])
-    resp = bob.post(f"knock/{path_id(f'#{localpart}:test.local')}", {})
+    resp = bob.post(f"knock/{path_id(f'#{localpart}:{server_name}')}", {})
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"room_id": room_id}
     assert members(alice, room_id)[bob.user_id] == "knock"
@@ -320,19 +320,21 @@ def test_knock_when_joined_is_forbidden(alice: Client) -> None:
 
 
 @pytest.mark.parametrize("path", [
-    f"rooms/{path_id(UNKNOWN_ROOM)}/join",
-    f"join/{path_id(UNKNOWN_ROOM)}",
-    f"knock/{path_id(UNKNOWN_ROOM)}",
-    f"join/{path_id('#no-such-alias:test.local')}",
-    f"knock/{path_id('#no-such-alias:test.local')}",
+    "rooms/{room}/join",
+    "join/{room}",
+    "knock/{room}",
+    "join/{alias}",
+    "knock/{alias}",
 ])
-def test_unknown_room(alice: Client, path: str) -> None:
-    assert_error(alice.post(path, {}), 404, "M_NOT_FOUND")
+def test_unknown_room(alice: Client, path: str, server_name: str) -> None:
+    room, alias = UNKNOWN_ROOM.format(server_name=server_name), f"#no-such-alias:{server_name}"
+    assert_error(alice.post(path.format(room=path_id(room), alias=path_id(alias)), {}), 404, "M_NOT_FOUND")
 
 
 @pytest.mark.parametrize("action", ["invite", "kick", "ban", "unban"])
-def test_membership_action_in_unknown_room(alice: Client, bob: Client, action: str) -> None:
-    resp = alice.post(f"rooms/{path_id(UNKNOWN_ROOM)}/{action}", {"user_id": bob.user_id})
+def test_membership_action_in_unknown_room(alice: Client, bob: Client, action: str, server_name: str) -> None:
+    room = UNKNOWN_ROOM.format(server_name=server_name)
+    resp = alice.post(f"rooms/{path_id(room)}/{action}", {"user_id": bob.user_id})
     assert resp.status_code in (403, 404), resp.text
     assert_error(resp, resp.status_code, "M_NOT_FOUND" if resp.status_code == 404 else "M_FORBIDDEN")
 

@@ -282,8 +282,8 @@ def test_messages_of_private_room_for_non_member(alice: Client, carol: Client) -
     assert_error(carol.get(f"rooms/{path_id(room_id)}/messages", params={"dir": "b"}), 403, "M_FORBIDDEN")
 
 
-def test_messages_of_unknown_room(alice: Client) -> None:
-    resp = alice.get(f"rooms/{path_id('!nope:test.local')}/messages", params={"dir": "b"})
+def test_messages_of_unknown_room(alice: Client, server_name: str) -> None:
+    resp = alice.get(f"rooms/{path_id(f'!nope:{server_name}')}/messages", params={"dir": "b"})
     assert resp.status_code in (403, 404), resp.text
     assert_error(resp, resp.status_code)
 

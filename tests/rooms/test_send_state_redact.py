@@ -137,8 +137,8 @@ def test_send_event_type_with_its_own_level(alice: Client, bob: Client) -> None:
     send(bob, room_id, "plain messages still allowed")
 
 
-def test_send_to_unknown_room(alice: Client) -> None:
-    resp = alice.put(f"rooms/{path_id('!nope:test.local')}/send/m.room.message/{txn()}", {"body": "x"})
+def test_send_to_unknown_room(alice: Client, server_name: str) -> None:
+    resp = alice.put(f"rooms/{path_id(f'!nope:{server_name}')}/send/m.room.message/{txn()}", {"body": "x"})
     assert resp.status_code in (403, 404), resp.text
     assert_error(resp, resp.status_code)
 

@@ -58,13 +58,13 @@ def test_visibility_get_and_set(make_user: Any) -> None:
     assert_error(alice.put(f"directory/list/room/{enc(room_id)}", {"visibility": "sideways"}), 400)
 
 
-def test_visibility_of_unknown_room(make_user: Any) -> None:
+def test_visibility_of_unknown_room(make_user: Any, server_name: str) -> None:
     alice = make_user("dir")
-    assert_error(alice.get(f"directory/list/room/{enc('!nope:test.local')}"), 404, "M_NOT_FOUND")
-    assert_error(alice.put(f"directory/list/room/{enc('!nope:test.local')}", {"visibility": "public"}), 404, "M_NOT_FOUND")
+    assert_error(alice.get(f"directory/list/room/{enc(f'!nope:{server_name}')}"), 404, "M_NOT_FOUND")
+    assert_error(alice.put(f"directory/list/room/{enc(f'!nope:{server_name}')}", {"visibility": "public"}), 404, "M_NOT_FOUND")
 
 
-def test_public_rooms_lists_only_published_rooms_with_their_fields(make_user: Any) -> None:
+def test_public_rooms_lists_only_published_rooms_with_their_fields(make_user: Any, server_name: str) -> None:
     alice, bob = make_user("dir"), make_user("bob")
     tag = secrets.token_hex(4)
     alias_local = f"pub{tag}"
@@ -83,7 +83,7 @@ def test_public_rooms_lists_only_published_rooms_with_their_fields(make_user: An
     room = body["chunk"][0]
     assert room["name"] == f"Published {tag}"
     assert room["topic"] == f"All about {tag}"
-    assert room["canonical_alias"] == f"#{alias_local}:test.local"
+    assert room["canonical_alias"] == f"#{alias_local}:{server_name}"
     assert room["num_joined_members"] == 2
     assert room["world_readable"] is True
     assert room["guest_can_join"] is True
@@ -184,9 +184,9 @@ def test_room_types_filter(make_user: Any) -> None:
     assert "room_type" not in listed[room]
 
 
-def test_public_rooms_of_another_server(make_user: Any) -> None:
+def test_public_rooms_of_another_server(make_user: Any, server_name: str) -> None:
     owner = make_user("dir")
     assert_error(Client(owner.base_url).get("publicRooms", params={"server": "other.example"}), 404)
     assert_error(owner.post("publicRooms", {}, params={"server": "other.example"}), 404)
     # Naming this server is the same as naming none.
-    assert owner.post("publicRooms", {"limit": 1}, params={"server": "test.local"}).status_code == 200
+    assert owner.post("publicRooms", {"limit": 1}, params={"server": server_name}).status_code == 200

@@ -50,6 +50,7 @@ async def _scenario(url: str, tag: str) -> None:
     try:
         ok(await alice.register(f"alice_{tag}", PASSWORD), nio.RegisterResponse)
         ok(await bob.register(f"bob_{tag}", PASSWORD), nio.RegisterResponse)
+        server_name = alice.user_id.split(":", 1)[1]
 
         # --- a room of each preset, both users in it, a conversation --------------------
         rooms = {}
@@ -64,7 +65,7 @@ async def _scenario(url: str, tag: str) -> None:
             rooms[preset] = room_id
             if not public:
                 ok(await alice.room_invite(room_id, bob.user_id), nio.RoomInviteResponse)
-            ok(await bob.join(room_id if not public else f"#nio_{preset.value}_{tag}:test.local"), nio.JoinResponse)
+            ok(await bob.join(room_id if not public else f"#nio_{preset.value}_{tag}:{server_name}"), nio.JoinResponse)
             members = ok(await alice.joined_members(room_id), nio.JoinedMembersResponse)
             assert {m.user_id for m in members.members} == {alice.user_id, bob.user_id}
             for i in range(3):
@@ -79,7 +80,7 @@ async def _scenario(url: str, tag: str) -> None:
             state = ok(await bob.room_get_state(room_id), nio.RoomGetStateResponse)
             join_rule = next(e["content"]["join_rule"] for e in state.events if e["type"] == "m.room.join_rules")
             assert join_rule == ("public" if public else "invite")
-            resolved = ok(await bob.room_resolve_alias(f"#nio_{preset.value}_{tag}:test.local"), nio.RoomResolveAliasResponse)
+            resolved = ok(await bob.room_resolve_alias(f"#nio_{preset.value}_{tag}:{server_name}"), nio.RoomResolveAliasResponse)
             assert resolved.room_id == room_id
 
         room_id = rooms[nio.RoomPreset.private_chat]
@@ -141,7 +142,7 @@ async def _scenario(url: str, tag: str) -> None:
         new_room = upgraded["replacement_room"]
         tombstone = ok(await bob.room_get_state_event(old, "m.room.tombstone"), nio.RoomGetStateEventResponse)
         assert tombstone.content["replacement_room"] == new_room
-        ok(await bob.join(f"#nio_public_chat_{tag}:test.local"), nio.JoinResponse)
+        ok(await bob.join(f"#nio_public_chat_{tag}:{server_name}"), nio.JoinResponse)
         assert new_room in ok(await bob.joined_rooms(), nio.JoinedRoomsResponse).rooms
         ok(await bob.room_send(new_room, "m.room.message", {"msgtype": "m.text", "body": "hello new room"}),
            nio.RoomSendResponse)

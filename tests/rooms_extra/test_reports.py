@@ -64,7 +64,7 @@ def test_report_event_bad_fields(make_user: Any) -> None:
     assert_error(alice.post(url, {"reason": "x" * 5000}), 400)
 
 
-def test_report_room(server: ServerProcess, make_user: Any) -> None:
+def test_report_room(server: ServerProcess, make_user: Any, server_name: str) -> None:
     alice, bob = make_user("rep"), make_user("bob")
     room_id = create_room(alice, preset="public_chat")
     resp = bob.post(f"rooms/{enc(room_id)}/report", {"reason": "spam room"})
@@ -73,7 +73,7 @@ def test_report_room(server: ServerProcess, make_user: Any) -> None:
     assert_matches_spec(resp.json(), "report_content.yaml", "/rooms/{roomId}/report", "post", 200)
     assert [row[:3] for row in reports(server, room_id)] == [("", bob.user_id, "spam room")]
 
-    body = assert_error(bob.post(f"rooms/{enc('!unknown:test.local')}/report", {"reason": "?"}), 404, "M_NOT_FOUND")
+    body = assert_error(bob.post(f"rooms/{enc(f'!unknown:{server_name}')}/report", {"reason": "?"}), 404, "M_NOT_FOUND")
     assert_matches_spec(body, "report_content.yaml", "/rooms/{roomId}/report", "post", 404)
     assert_error(bob.post(f"rooms/{enc(room_id)}/report", {"reason": ["not", "a", "string"]}), 400)
     # Unlike for events, a room report needs a reason (which may be blank).

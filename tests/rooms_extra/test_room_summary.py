@@ -22,7 +22,7 @@ def summary(client: Client, room: str, auth: bool = True) -> dict[str, Any]:
     return body  # type: ignore[no-any-return]
 
 
-def test_public_room_without_a_token(make_user: Any) -> None:
+def test_public_room_without_a_token(make_user: Any, server_name: str) -> None:
     alice, bob = make_user("sum"), make_user("bob")
     localpart = f"summary{next(_n)}"
     room_id = create_room(alice, preset="public_chat", name="Summary room", topic="What it is about",
@@ -34,12 +34,12 @@ def test_public_room_without_a_token(make_user: Any) -> None:
     body = summary(Client(alice.base_url), room_id, auth=False)
     assert body == {
         "room_id": room_id, "name": "Summary room", "topic": "What it is about",
-        "canonical_alias": f"#{localpart}:test.local", "avatar_url": "mxc://test.local/avatar",
+        "canonical_alias": f"#{localpart}:{server_name}", "avatar_url": "mxc://test.local/avatar",
         "num_joined_members": 2, "world_readable": False, "guest_can_join": False, "join_rule": "public",
         "room_version": "10", "encryption": "m.megolm.v1.aes-sha2",
     }
     # The alias works as well as the id, on the stable and the unstable path.
-    assert summary(Client(alice.base_url), f"#{localpart}:test.local", auth=False) == body
+    assert summary(Client(alice.base_url), f"#{localpart}:{server_name}", auth=False) == body
     resp = Client(alice.base_url).get(f"{UNSTABLE}/rooms/{enc(room_id)}/summary", auth=False)
     assert resp.status_code == 200, resp.text
     assert resp.json() == body
@@ -73,12 +73,12 @@ def test_private_room(make_user: Any) -> None:
     assert summary(Client(alice.base_url), room_id, auth=False)["world_readable"] is True
 
 
-def test_unknown_rooms_and_aliases(make_user: Any) -> None:
+def test_unknown_rooms_and_aliases(make_user: Any, server_name: str) -> None:
     alice = make_user("sum")
-    assert_error(alice.get(STABLE + enc("!unknown:test.local")), 404, "M_NOT_FOUND")
-    assert_error(alice.get(STABLE + enc("#unknown:test.local")), 404, "M_NOT_FOUND")
+    assert_error(alice.get(STABLE + enc(f"!unknown:{server_name}")), 404, "M_NOT_FOUND")
+    assert_error(alice.get(STABLE + enc(f"#unknown:{server_name}")), 404, "M_NOT_FOUND")
     assert_error(alice.get(STABLE + "not-a-room"), 400)
-    assert_error(alice.get(STABLE + enc("!x:test.local"), headers={"Authorization": "Bearer nope"}, auth=False), 401,
+    assert_error(alice.get(STABLE + enc(f"!x:{server_name}"), headers={"Authorization": "Bearer nope"}, auth=False), 401,
                  "M_UNKNOWN_TOKEN")
 
 

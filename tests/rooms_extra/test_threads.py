@@ -140,11 +140,11 @@ def test_reply_from_another_room_does_not_join_the_thread(make_user: Any) -> Non
     assert summary(body["chunk"][0])["latest_event"]["event_id"] == reply
 
 
-def test_threads_of_a_private_room_are_forbidden_to_outsiders(make_user: Any) -> None:
+def test_threads_of_a_private_room_are_forbidden_to_outsiders(make_user: Any, server_name: str) -> None:
     alice, outsider = make_user("thr"), make_user("out")
     room_id = create_room(alice, preset="private_chat")
     root = say(alice, room_id, "secret")
     thread_reply(alice, room_id, root, "secret reply")
     body = assert_error(outsider.get(f"{V1}/rooms/{enc(room_id)}/threads"), 403, "M_FORBIDDEN")
     assert_matches_spec(body, "threads_list.yaml", "/rooms/{roomId}/threads", "get", 403)
-    assert_error(alice.get(f"{V1}/rooms/{enc('!unknown:test.local')}/threads"), 403, "M_FORBIDDEN")
+    assert_error(alice.get(f"{V1}/rooms/{enc(f'!unknown:{server_name}')}/threads"), 403, "M_FORBIDDEN")

@@ -28,13 +28,13 @@ def state_event(client: Client, room_id: str, event_type: str, state_key: str = 
     return resp.json()  # type: ignore[no-any-return]
 
 
-def test_upgrade_replaces_the_room(make_user: Any) -> None:
+def test_upgrade_replaces_the_room(make_user: Any, server_name: str) -> None:
     alice, bob, carol, erin = make_user("up"), make_user("bob"), make_user("carol"), make_user("erin")
     localpart = f"upgraded{next(_n)}"
     old = create_room(alice, preset="public_chat", visibility="public", name="Before", topic="The topic",
                       room_alias_name=localpart, room_version="10")
-    alias = f"#{localpart}:test.local"
-    alt = f"#{localpart}-alt:test.local"
+    alias = f"#{localpart}:{server_name}"
+    alt = f"#{localpart}-alt:{server_name}"
     assert alice.put(f"directory/room/{enc(alt)}", {"room_id": old}).status_code == 200
     put_state(alice, old, "m.room.canonical_alias", {"alias": alias, "alt_aliases": [alt]})
     put_state(alice, old, "m.room.history_visibility", {"history_visibility": "world_readable"})
@@ -126,7 +126,7 @@ def test_space_upgrade_keeps_the_type_and_children(make_user: Any) -> None:
     assert get_state(alice, new, "m.space.child", child) == {"via": ["test.local"]}
 
 
-def test_who_may_upgrade(make_user: Any) -> None:
+def test_who_may_upgrade(make_user: Any, server_name: str) -> None:
     alice, bob, outsider = make_user("up"), make_user("bob"), make_user("out")
     room_id = create_room(alice, preset="public_chat")
     join(bob, room_id)
@@ -140,4 +140,4 @@ def test_who_may_upgrade(make_user: Any) -> None:
     assert_matches_spec(body, "room_upgrades.yaml", "/rooms/{roomId}/upgrade", "post", 400)
     assert_error(alice.post(f"rooms/{enc(room_id)}/upgrade", {}), 400)
     assert get_state(alice, room_id, "m.room.tombstone") is None
-    assert_error(alice.post(f"rooms/{enc('!unknown:test.local')}/upgrade", {"new_version": "11"}), 404)
+    assert_error(alice.post(f"rooms/{enc(f'!unknown:{server_name}')}/upgrade", {"new_version": "11"}), 404)

@@ -46,9 +46,9 @@ def test_new_user_displayname_defaults_to_localpart(make_user: Any, client: Clie
     assert_error(client.get(f"profile/{enc(alice.user_id)}/avatar_url"), 404, "M_NOT_FOUND")
 
 
-def test_unknown_users_and_bad_ids(client: Client) -> None:
-    assert_error(client.get(f"profile/{enc('@nobody-here:test.local')}"), 404, "M_NOT_FOUND")
-    assert_error(client.get(f"profile/{enc('@nobody-here:test.local')}/displayname"), 404, "M_NOT_FOUND")
+def test_unknown_users_and_bad_ids(client: Client, server_name: str) -> None:
+    assert_error(client.get(f"profile/{enc(f'@nobody-here:{server_name}')}"), 404, "M_NOT_FOUND")
+    assert_error(client.get(f"profile/{enc(f'@nobody-here:{server_name}')}/displayname"), 404, "M_NOT_FOUND")
     assert_error(client.get("profile/not-a-user-id"), 400, "M_INVALID_PARAM")
 
 

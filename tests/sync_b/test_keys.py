@@ -38,7 +38,7 @@ def changes(client: Client, since: str, to: str) -> dict[str, Any]:
     return resp.json()  # type: ignore[no-any-return]
 
 
-def test_upload_query_claim_and_fallback(make_user: Any) -> None:
+def test_upload_query_claim_and_fallback(make_user: Any, server_name: str) -> None:
     alice, bob = make_user("alice"), make_user("bob")
     alice.put(f"devices/{alice.device_id}", {"display_name": "Alice's laptop"})
     keys = DeviceKeys(alice)
@@ -49,12 +49,12 @@ def test_upload_query_claim_and_fallback(make_user: Any) -> None:
     # Re-uploading the same keys is harmless.
     assert upload(alice, {"one_time_keys": otks})["one_time_key_counts"] == {"signed_curve25519": 2}
 
-    result = query(bob, {alice.user_id: [], "@nobody:test.local": []})
+    result = query(bob, {alice.user_id: [], f"@nobody:{server_name}": []})
     device = result["device_keys"][alice.user_id][alice.device_id]
     assert device["keys"] == keys.device_keys()["keys"]
     assert device["signatures"] == keys.device_keys()["signatures"]
     assert device["unsigned"] == {"device_display_name": "Alice's laptop"}
-    assert result["device_keys"]["@nobody:test.local"] == {}
+    assert result["device_keys"][f"@nobody:{server_name}"] == {}
     assert result["failures"] == {}
     assert query(bob, {alice.user_id: ["OTHER"]})["device_keys"] == {alice.user_id: {}}
 

@@ -20,14 +20,14 @@ def received(body: dict[str, Any]) -> list[Any]:
     return [(e["sender"], e["type"], e["content"]) for e in body["to_device"]["events"]]
 
 
-def test_delivery_to_one_device_and_to_every_device(make_user: Any) -> None:
+def test_delivery_to_one_device_and_to_every_device(make_user: Any, server_name: str) -> None:
     alice, bob = make_user("alice"), make_user("bob")
     bob_phone = second_device(bob)
     tokens = {c.device_id: sync(c)["next_batch"] for c in (bob, bob_phone)}
 
     send(alice, "one", {
         bob.user_id: {bob.device_id: {"n": 1}, "NOSUCHDEVICE": {"n": 0}},
-        "@nobody:test.local": {"*": {"n": 0}},
+        f"@nobody:{server_name}": {"*": {"n": 0}},
         "@someone:elsewhere.example": {"*": {"n": 0}},
     })
     first = sync(bob, since=tokens[bob.device_id])

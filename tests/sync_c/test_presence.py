@@ -1,4 +1,4 @@
-"""Presence on both engines: setting and reading it, who may read it, `set_presence` on /sync,
+"""Presence in every deployment shape: setting and reading it, who may read it, `set_presence` on /sync,
 presence events in initial and incremental syncs (only when something changed), the presence
 filter, long-polls woken by a room-mate's presence, and presence surviving a restart."""
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import ENGINES, Client, ServerProcess, running_server
+from tests.harness import SHAPES, Client, Deployment, ServerProcess, running_server
 from tests.sync_c.helpers import (
     Background,
     assert_error,
@@ -22,8 +22,11 @@ from tests.sync_c.helpers import (
 NO_PRESENCE_LIMIT = {"rc_presence": {"per_user": {"per_second": 10000, "burst_count": 10000}}}
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+@pytest.fixture(scope="module", params=SHAPES)
+def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess | Deployment]:
+    if request.param == "workers":  # the shared deployment has no presence limit either
+        yield request.getfixturevalue("shared_workers_deployment")
+        return
     with running_server(request.param, **NO_PRESENCE_LIMIT) as process:
         yield process
 
@@ -44,13 +47,13 @@ def test_set_and_get_own_presence(make_user: Any) -> None:
     assert alice.get(f"/_matrix/client/api/v1/presence/{enc(alice.user_id)}/status").json()["presence"] == "unavailable"
 
 
-def test_presence_is_visible_to_room_mates_only(make_user: Any, client: Client) -> None:
+def test_presence_is_visible_to_room_mates_only(make_user: Any, client: Client, server_name: str) -> None:
     alice, bob, eve = make_user("alice"), make_user("bob"), make_user("eve")
     shared_room(alice, bob)
     set_presence(alice, "online", "Here")
     assert get_presence(bob, alice.user_id)["status_msg"] == "Here"
     assert_error(eve.get(f"presence/{enc(alice.user_id)}/status"), 403, "M_FORBIDDEN")
-    assert_error(eve.get(f"presence/{enc('@nobody:test.local')}/status"), 403, "M_FORBIDDEN")
+    assert_error(eve.get(f"presence/{enc(f'@nobody:{server_name}')}/status"), 403, "M_FORBIDDEN")
     assert_error(client.get(f"presence/{enc(alice.user_id)}/status"), 401, "M_MISSING_TOKEN")
     # Whatever the body, nobody sets another user's presence.
     path = f"presence/{enc(alice.user_id)}/status"

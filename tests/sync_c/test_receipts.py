@@ -178,7 +178,7 @@ def test_receipt_wakes_a_long_poll(make_user: Any) -> None:
     assert bob.user_id in receipt_users(receipts(body, room), event_id)
 
 
-def test_refused_receipts(make_user: Any, client: Client) -> None:
+def test_refused_receipts(make_user: Any, client: Client, server_name: str) -> None:
     alice, bob, eve = make_user("alice"), make_user("bob"), make_user("eve")
     room, elsewhere = shared_room(alice, bob), shared_room(alice)
     event_id, foreign = send(alice, room), send(alice, elsewhere)
@@ -188,7 +188,7 @@ def test_refused_receipts(make_user: Any, client: Client) -> None:
     assert_error(bob.post(f"{base}/m.read/not-an-event-id", {}), 400, "M_INVALID_PARAM")
     assert_error(bob.post(f"{base}/m.unknown/{enc(event_id)}", {}), 400, "M_INVALID_PARAM")
     assert_error(eve.post(f"{base}/m.read/{enc(event_id)}", {}), 403, "M_FORBIDDEN")
-    assert_error(eve.post(f"rooms/{enc('!nowhere:test.local')}/receipt/m.read/{enc(event_id)}", {}), 403, "M_FORBIDDEN")
+    assert_error(eve.post(f"rooms/{enc(f'!nowhere:{server_name}')}/receipt/m.read/{enc(event_id)}", {}), 403, "M_FORBIDDEN")
     assert_error(client.post(f"{base}/m.read/{enc(event_id)}", {}), 401, "M_MISSING_TOKEN")
     markers = f"rooms/{enc(room)}/read_markers"
     assert_error(bob.post(markers, {"m.fully_read": 42}), 400, "M_BAD_JSON")

@@ -108,13 +108,13 @@ def test_typing_follows_the_ephemeral_filter(make_user: Any) -> None:
     set_typing(alice, other, False)
 
 
-def test_only_joined_members_set_their_own_typing(make_user: Any, client: Client) -> None:
+def test_only_joined_members_set_their_own_typing(make_user: Any, client: Client, server_name: str) -> None:
     alice, bob, eve = make_user("alice"), make_user("bob"), make_user("eve")
     room = shared_room(alice, bob)
     path = f"rooms/{enc(room)}/typing/"
     assert_error(alice.put(path + enc(bob.user_id), {"typing": True}), 403, "M_FORBIDDEN")
     assert_error(eve.put(path + enc(eve.user_id), {"typing": True}), 403, "M_FORBIDDEN")
-    assert_error(eve.put(f"rooms/{enc('!nowhere:test.local')}/typing/{enc(eve.user_id)}", {"typing": True}), 403, "M_FORBIDDEN")
+    assert_error(eve.put(f"rooms/{enc(f'!nowhere:{server_name}')}/typing/{enc(eve.user_id)}", {"typing": True}), 403, "M_FORBIDDEN")
     invited = alice.post("createRoom", {"invite": [eve.user_id]}).json()["room_id"]
     assert_error(eve.put(f"rooms/{enc(invited)}/typing/{enc(eve.user_id)}", {"typing": True}), 403, "M_FORBIDDEN")
     mine = path + enc(alice.user_id)

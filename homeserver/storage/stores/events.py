@@ -289,13 +289,13 @@ class TimelineStore:
         """The events one writer persisted with `after < stream <= upto`, for replication."""
         rows = await self.db.execute(
             "get_event_rows_by_writer",
-            "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, r.redacts FROM events AS e"
+            "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, r.redacts, e.sender FROM events AS e"
             " LEFT JOIN redactions AS r ON r.event_id = e.event_id"
             " WHERE e.instance_name = ? AND e.stream_ordering > ? AND e.stream_ordering <= ?"
             " ORDER BY e.stream_ordering LIMIT ?",
             instance, after, upto, limit,
         )
-        return [EventRow(int(s), e, r, t, k, red) for s, e, r, t, k, red in rows]
+        return [EventRow(int(s), e, r, t, k, red, sender) for s, e, r, t, k, red, sender in rows]
 
 
 @dataclass(frozen=True)
@@ -308,3 +308,4 @@ class EventRow:
     type: str
     state_key: str | None
     redacts: str | None
+    sender: str

@@ -1,5 +1,9 @@
 """What every process does at start: read config, set up logging, prepare the database, open
-listeners, write the pid file and run the reactor. Failures print one line and exit 1."""
+listeners, write the pid file and run the reactor. Failures print one line and exit 1.
+
+With `daemonize: true` (`worker_daemonize: true` for a worker, or `--daemonize` on the command
+line) the process detaches first (see `daemonize_process`): the command returns once the
+daemon is serving (status 0), or with the daemon's one-line error (status 1)."""
 
 import argparse
 import logging
@@ -8,7 +12,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
@@ -33,11 +37,96 @@ def base_argument_parser(description: str) -> argparse.ArgumentParser:
         "-c", "--config-path", action="append", default=[], metavar="PATH",
         help="a config file or a directory of .yaml files; repeat to merge several, shared file first",
     )
+    parser.add_argument(
+        "-D", "--daemonize", action="store_true",
+        help="detach into the background once serving, as `daemonize: true` (`worker_daemonize: "
+             "true` for a worker) does; needs a pid file",
+    )
     return parser
 
 
-def fail(message: str) -> "None":
+def fail(message: str) -> NoReturn:
     print(f"Error: {message}", file=sys.stderr)
+    report_startup(f"Error: {message}")
+    sys.exit(1)
+
+
+# A daemon's end of the pipe its launching process waits on (see `daemonize_process`), until
+# it has reported how start-up went.
+_startup_pipe: int | None = None
+
+
+def report_startup(line: str) -> None:
+    """Tell the process that launched this daemon how start-up went (`READY PID` or an
+    `Error: ...` line) and let it exit; a no-op when not daemonized or already reported."""
+    global _startup_pipe
+    if _startup_pipe is None:
+        return
+    pipe, _startup_pipe = _startup_pipe, None
+    try:
+        os.write(pipe, (" ".join(line.split()) + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass  # the launching process is gone; nobody is waiting
+    finally:
+        os.close(pipe)
+
+
+def daemonize_process(name: str) -> None:
+    """Detach from the terminal and the launching process: fork, start a new session, fork
+    again (so the daemon can never get a controlling terminal), point stdin, stdout and
+    stderr at /dev/null and close every other inherited descriptor. Returns only in the
+    daemon. The launching process waits until the daemon reports (`report_startup`) that it
+    is serving, then exits 0; or prints the daemon's error and exits 1. The working
+    directory is kept, so relative paths in the config mean the same as in the foreground."""
+    global _startup_pipe
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    first = os.fork()
+    if first > 0:
+        os.close(write_end)
+        _wait_for_daemon(read_end, first, name)
+    os.close(read_end)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)  # the intermediate process; the launcher reaps it
+    # Keep nothing the launcher's caller may wait on (a shell's `$(...)`, a pipe): standard
+    # streams go to /dev/null and every other inherited descriptor is closed.
+    _close_descriptors(keep=write_end)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    if devnull > 2:
+        os.close(devnull)
+    _startup_pipe = write_end
+
+
+def _close_descriptors(keep: int) -> None:
+    """Close every descriptor above stderr except `keep`."""
+    try:
+        open_fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: every possible one, up to a sane limit
+        open_fds = list(range(3, min(os.sysconf("SC_OPEN_MAX"), 65536)))
+    for fd in open_fds:
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # not open (such as the one listdir used)
+
+
+def _wait_for_daemon(read_end: int, child: int, name: str) -> NoReturn:
+    os.waitpid(child, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        # EOF comes when the daemon has reported, or has died without a word.
+        report = pipe.read().decode("utf-8", "replace").strip()
+    if report.startswith("READY "):
+        print(f"{name} is serving in the background (pid {report.split()[1]})", flush=True)
+        sys.exit(0)
+    if report.startswith("Error: "):
+        print(report, file=sys.stderr)
+        sys.exit(1)
+    print(f"Error: {name} exited during start-up without reporting why; see its log", file=sys.stderr)
     sys.exit(1)
 
 
@@ -149,16 +238,26 @@ async def start(hs: HomeServer, pid_file: str | None, on_started: Callable[[list
     except (SchemaError, StartupError) as e:
         logger.error("%s", e)
         print(f"Error: {e}", file=sys.stderr)
+        report_startup(f"Error: {e}")
         stop_reactor(exit_code=1)
         return
     except Exception as e:
         logger.exception("Failed to start")
         print(f"Error: failed to start: {e}", file=sys.stderr)
+        report_startup(f"Error: failed to start: {e}")
         stop_reactor(exit_code=1)
         return
-    write_pid_file(pid_file)
+    try:
+        write_pid_file(pid_file)
+    except OSError as e:
+        logger.error("cannot write the pid file %s: %s", pid_file, e.strerror)
+        print(f"Error: cannot write the pid file {pid_file}: {e.strerror}", file=sys.stderr)
+        report_startup(f"Error: cannot write the pid file {pid_file}: {e.strerror}")
+        stop_reactor(exit_code=1)
+        return
     logger.info("%s serving on %s", hs.instance_name, ", ".join(opened))
     notify_systemd("READY=1")
+    report_startup(f"READY {os.getpid()}")
     if on_started:
         on_started(opened)
 
@@ -176,8 +275,21 @@ def stop_reactor(exit_code: int = 0) -> None:
 
 
 def run(config: HomeServerConfig, log_config: str | None, pid_file: str | None,
-        on_started: Callable[[list[str]], None] | None = None) -> None:
-    """Set up logging, then run the process until it is stopped."""
+        on_started: Callable[[list[str]], None] | None = None, daemonize: bool = False) -> None:
+    """Set up logging, then run the process until it is stopped; with `daemonize`, in the
+    background (the calling process exits once the daemon serves or fails)."""
+    if daemonize:
+        pid_key = "pid_file" if config.worker.is_main else "worker_pid_file"
+        if not pid_file:
+            fail(f"in configuration: {config.raw.files[-1]}: {pid_key}: required to run in the background "
+                 "(daemonize); set it to a file the process may write, such as /run/homeserver/NAME.pid")
+        if not log_config:
+            log_key = "log_config" if config.worker.is_main else "worker_log_config (or log_config)"
+            print(f"Warning: {log_key} is not set: in the background, the process's log lines are discarded",
+                  file=sys.stderr)
+        # Before the reactor exists: nothing it sets up (threads, its waker) survives a fork well.
+        daemonize_process(config.instance_name)
+
     from twisted.internet import reactor
 
     try:
@@ -186,7 +298,11 @@ def run(config: HomeServerConfig, log_config: str | None, pid_file: str | None,
         fail(f"in configuration: {e}")
     for line in config.warnings:
         logger.warning("%s", line)
-    hs = HomeServer(config)
+    try:
+        hs = HomeServer(config)
+    except Exception as e:
+        logger.exception("Failed to start")
+        fail(f"failed to start: {e}")
     reactor.callWhenRunning(lambda: defer.ensureDeferred(start(hs, pid_file, on_started)))  # type: ignore[attr-defined,arg-type,misc,call-arg]
 
     def on_signal(signum: int, frame: Any) -> None:

@@ -2,6 +2,8 @@
 
 It serves the endpoints of the route table that its `worker_listeners` resources cover and
 that may run on a worker. Workers need PostgreSQL and Redis (checked when the config loads).
+With `--daemonize` (or `worker_daemonize: true`) it runs in the background and writes
+`worker_pid_file`.
 """
 
 import sys
@@ -15,7 +17,8 @@ def main(argv: list[str] | None = None) -> None:
     config = load_or_exit(args.config_path)
     if config.worker.is_main:
         fail("no worker_app in the given config files; a worker needs its own file with worker_app and worker_name")
-    run(config, config.worker.log_config or config.logging.log_config, config.worker.pid_file)
+    run(config, config.worker.log_config or config.logging.log_config, config.worker.pid_file,
+        daemonize=args.daemonize or config.worker.daemonize)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The main process: `python -m homeserver.app.homeserver -c homeserver.yaml`.
 
-With `--generate-config --server-name NAME -c FILE` it writes a new config and exits.
+With `--generate-config --server-name NAME -c FILE` it writes a new config and exits. With
+`--daemonize` (or `daemonize: true`) it runs in the background and writes `pid_file`.
 """
 
 import sys
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> None:
         if port is not None:
             print(f"Homeserver {config.server.server_name} is serving clients at http://localhost:{port}/", flush=True)
 
-    run(config, config.logging.log_config, config.server.pid_file, announce)
+    run(config, config.logging.log_config, config.server.pid_file, announce,
+        daemonize=args.daemonize or config.server.daemonize)
 
 
 if __name__ == "__main__":

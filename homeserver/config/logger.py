@@ -36,6 +36,9 @@ def setup_logging(log_config: str | None, origin: str | None = None) -> None:
         try:
             with open(log_config) as f:
                 conf = yaml.safe_load(f)
+            if isinstance(conf, dict):
+                # Loggers made at import time (every module's) must keep logging.
+                conf.setdefault("disable_existing_loggers", False)
             logging.config.dictConfig(conf)
         except OSError as e:
             raise ConfigError(f"cannot read {log_config}: {e.strerror}", "log_config", origin) from e

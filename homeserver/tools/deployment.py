@@ -84,6 +84,8 @@ def load_deployment(config_paths: list[str], worker_paths: list[str] | None = No
         try:
             config = load_config([*config_paths, path])
             if config.worker.is_main:
+                if config.raw.get("worker_app"):
+                    continue  # a Synapse-style file for the main process (synapse.app.homeserver)
                 raise ConfigError("is not a worker file: it has no `worker_app`", file=path)
         except ConfigError as e:
             if errors is None:

@@ -9,27 +9,69 @@ class DatabaseConfig(Section):
     SCHEMA = {
         "database": {
             "type": "object",
+            "description": "Which database to use and how to connect to it. Default: SQLite in "
+            "`homeserver.db` in the working directory, which serves a single process only; "
+            "workers need PostgreSQL.",
             "properties": {
-                "name": {"enum": ["psycopg2", "sqlite3"]},
+                "name": {
+                    "enum": ["psycopg2", "sqlite3"],
+                    "description": "`psycopg2` for PostgreSQL, or `sqlite3` for a single-process "
+                    "server. Required.",
+                },
                 "args": {
                     "type": "object",
+                    "description": "Connection settings. For PostgreSQL everything except "
+                    "`cp_min` and `cp_max` is passed to psycopg2 (any libpq connection keyword "
+                    "works); for SQLite only `database` is used.",
                     "properties": {
-                        "cp_min": {"type": "integer", "minimum": 1},
-                        "cp_max": {"type": "integer", "minimum": 1},
-                        "database": {"type": "string"},
-                        "dbname": {"type": "string"},
-                        "user": {"type": "string"},
-                        "password": {"type": "string"},
-                        "host": {"type": "string"},
-                        "port": {"type": ["integer", "string"]},
+                        "cp_min": {
+                            "type": "integer", "minimum": 1,
+                            "description": "Fewest connections the pool keeps open. Default `5`; "
+                            "it may not exceed `cp_max`. SQLite always uses one connection.",
+                        },
+                        "cp_max": {
+                            "type": "integer", "minimum": 1,
+                            "description": "Most connections the pool opens. Default `10`.",
+                        },
+                        "database": {
+                            "type": "string",
+                            "description": "SQLite: the path of the database file (required). "
+                            "PostgreSQL: the database name, as `dbname`.",
+                        },
+                        "dbname": {"type": "string", "description": "PostgreSQL database name."},
+                        "user": {"type": "string", "description": "PostgreSQL user name."},
+                        "password": {"type": "string", "description": "PostgreSQL password."},
+                        "host": {
+                            "type": "string",
+                            "description": "PostgreSQL server host name, or the directory of its "
+                            "unix socket.",
+                        },
+                        "port": {
+                            "type": ["integer", "string"],
+                            "description": "PostgreSQL server port; libpq's default (5432) when "
+                            "unset.",
+                        },
                     },
                 },
-                "txn_limit": {"type": "integer", "minimum": 0},
-                "allow_unsafe_locale": {"type": "boolean"},
+                "txn_limit": {
+                    "type": "integer", "minimum": 0,
+                    "description": "Synapse reopens a connection after this many transactions. "
+                    "Accepted and ignored; connections here are kept until they fail.",
+                },
+                "allow_unsafe_locale": {
+                    "type": "boolean",
+                    "description": "Lets Synapse use a PostgreSQL database whose collation is not "
+                    "`C`. Accepted and ignored: no locale check is made, so create the database "
+                    "with `LC_COLLATE 'C' LC_CTYPE 'C'` yourself.",
+                },
             },
             "required": ["name"],
         },
-        "databases": {"type": "object"},
+        "databases": {
+            "type": "object",
+            "description": "Synapse's layout with several databases. Not supported: the process "
+            "refuses to start when it is set; use `database`.",
+        },
     }
 
     def read(self, raw: RawConfig) -> None:

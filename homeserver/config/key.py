@@ -26,14 +26,47 @@ def read_signing_key(path: str):  # type: ignore[no-untyped-def]
 
 class KeyConfig(Section):
     SCHEMA = {
-        "signing_key_path": {"type": "string"},
-        "macaroon_secret_key": {"type": "string", "minLength": 1},
-        "form_secret": {"type": "string"},
-        "old_signing_keys": {"type": ["object", "null"]},
-        "key_refresh_interval": {"type": "string"},
-        "trusted_key_servers": {"type": "array"},
-        "suppress_key_server_warning": {"type": "boolean"},
-        "key_server_signing_keys_path": {"type": "string"},
+        "signing_key_path": {
+            "type": "string",
+            "description": "The file holding the server's ed25519 signing key, in Synapse's "
+            "format (`ed25519 <version> <key>`). Default `<server_name>.signing.key`, relative to "
+            "the working directory. `--generate-config` creates one.",
+        },
+        "macaroon_secret_key": {
+            "type": "string", "minLength": 1,
+            "description": "A secret made by `--generate-config`. Accepted and kept, but not used "
+            "yet: access tokens here are random strings looked up in the database.",
+        },
+        "form_secret": {
+            "type": "string",
+            "description": "A secret made by `--generate-config`. Accepted and kept, but not used "
+            "yet.",
+        },
+        "old_signing_keys": {
+            "type": ["object", "null"],
+            "description": "Synapse's record of retired signing keys, for other servers to check "
+            "old events. Accepted and ignored: this server does not federate yet.",
+        },
+        "key_refresh_interval": {
+            "type": "string",
+            "description": "How long other servers may cache Synapse's published keys. Accepted "
+            "and ignored.",
+        },
+        "trusted_key_servers": {
+            "type": "array",
+            "description": "Servers Synapse asks for other servers' keys. Accepted and ignored: "
+            "this server does not federate yet.",
+        },
+        "suppress_key_server_warning": {
+            "type": "boolean",
+            "description": "Silences Synapse's warning about using matrix.org as a key server. "
+            "Accepted and ignored.",
+        },
+        "key_server_signing_keys_path": {
+            "type": "string",
+            "description": "Extra keys Synapse signs key-server answers with. Accepted and "
+            "ignored.",
+        },
     }
 
     def read(self, raw: RawConfig) -> None:

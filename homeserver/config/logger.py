@@ -23,7 +23,18 @@ class RequestContextFilter(logging.Filter):
 
 
 class LoggingConfig(Section):
-    SCHEMA = {"log_config": {"type": "string"}, "no_tls": {"type": "boolean"}}
+    SCHEMA = {
+        "log_config": {
+            "type": "string",
+            "description": "A Python logging config file (YAML in `logging.config.dictConfig` "
+            "form). Default: none, and INFO and higher go to stderr.",
+        },
+        "no_tls": {
+            "type": "boolean",
+            "description": "An old Synapse switch for running without TLS. Accepted and ignored: "
+            "this server never handles TLS itself.",
+        },
+    }
 
     def read(self, raw: RawConfig) -> None:
         self.log_config: str | None = raw.get("log_config")

@@ -5,10 +5,25 @@ from homeserver.config._base import RawConfig, Section
 
 class MetricsConfig(Section):
     SCHEMA = {
-        "enable_metrics": {"type": "boolean"},
-        "report_stats": {"type": "boolean"},
-        "report_stats_endpoint": {"type": "string"},
-        "metrics_flags": {"type": "object"},
+        "enable_metrics": {
+            "type": "boolean",
+            "description": "Accepted for compatibility with Synapse, where it switches metrics "
+            "on. Here any listener with the `metrics` resource (or of type `metrics`) serves them "
+            "whatever this says. Default `false`.",
+        },
+        "report_stats": {
+            "type": "boolean",
+            "description": "Synapse's anonymous usage statistics. Accepted and ignored: this "
+            "server reports nothing.",
+        },
+        "report_stats_endpoint": {
+            "type": "string",
+            "description": "Where Synapse sends those statistics. Accepted and ignored.",
+        },
+        "metrics_flags": {
+            "type": "object",
+            "description": "Synapse's optional extra metrics. Accepted and ignored.",
+        },
     }
 
     def read(self, raw: RawConfig) -> None:

@@ -11,15 +11,46 @@ _DURATION = {"type": ["integer", "string"]}
 
 class PresenceConfig(Section):
     SCHEMA = {
-        "use_presence": {"type": "boolean"},
+        "use_presence": {
+            "type": "boolean",
+            "description": "The older form of `presence.enabled`, read only when that is not "
+            "set. Default `true`.",
+        },
         "presence": {
             "type": ["object", "null"],
+            "description": "Whether users' online status is tracked and shared, and the timers "
+            "that move users between online, unavailable and offline.",
             "properties": {
-                "enabled": {"anyOf": [{"type": "boolean"}, {"const": "untracked"}]},
-                "include_offline_users_on_sync": {"type": "boolean"},
-                "last_active_granularity": _DURATION,
-                "sync_online_timeout": _DURATION,
-                "idle_timeout": _DURATION,
+                "enabled": {
+                    "anyOf": [{"type": "boolean"}, {"const": "untracked"}],
+                    "description": "`true` tracks and shares presence. `false` switches it off: "
+                    "nothing in `/sync`, `GET` answers offline and `PUT` is accepted and "
+                    "ignored. `untracked` serves stored presence but ignores clients' updates and "
+                    "activity. Default `true`.",
+                },
+                "include_offline_users_on_sync": {
+                    "type": "boolean",
+                    "description": "When true, an initial sync also lists room-mates who are "
+                    "offline. Default `false`.",
+                },
+                "last_active_granularity": {
+                    **_DURATION,
+                    "description": "How long after their last activity a user still counts as "
+                    "currently active. Default `1m`. Durations are milliseconds or a number with "
+                    "`ms`, `s`, `m`, `h`, `d`, `w` or `y`. This server's own setting (Synapse "
+                    "fixes the value).",
+                },
+                "sync_online_timeout": {
+                    **_DURATION,
+                    "description": "A user with no sync in progress whose last sync ended this "
+                    "long ago becomes offline. Default `30s`. This server's own setting.",
+                },
+                "idle_timeout": {
+                    **_DURATION,
+                    "description": "An online user with no activity for this long becomes "
+                    "unavailable; it must be longer than `last_active_granularity`. Default `5m`. "
+                    "This server's own setting.",
+                },
             },
         },
     }

@@ -8,14 +8,31 @@ from homeserver.config._base import RawConfig, Section
 _LIMIT = {
     "type": "object",
     "properties": {
-        "per_second": {"type": "number", "minimum": 0},
-        "burst_count": {"type": "number", "minimum": 0},
+        "per_second": {
+            "type": "number", "minimum": 0,
+            "description": "How fast the allowance refills: actions per second in the long run. "
+            "A limit whose `per_second` and `burst_count` are both 0 is switched off.",
+        },
+        "burst_count": {
+            "type": "number", "minimum": 0,
+            "description": "How many actions may come in quick succession before the rate "
+            "applies.",
+        },
     },
 }
 
 
-def _nested(*names: str) -> dict[str, Any]:
-    return {"type": "object", "properties": {n: _LIMIT for n in names}}
+def _limit(description: str) -> dict[str, Any]:
+    """`_LIMIT`, described."""
+    return {**_LIMIT, "description": description}
+
+
+def _nested(description: str, **parts: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {name: _limit(text) for name, text in parts.items()},
+    }
 
 
 @dataclass(frozen=True)
@@ -47,22 +64,78 @@ DEFAULTS = {
 
 class RatelimitConfig(Section):
     SCHEMA = {
-        "rc_message": _LIMIT,
-        "rc_registration": _LIMIT,
-        "rc_registration_token_validity": _LIMIT,
-        "rc_login": _nested("address", "account", "failed_attempts"),
-        "rc_admin_redaction": _LIMIT,
-        "rc_joins": _nested("local", "remote"),
-        "rc_joins_per_room": _LIMIT,
-        "rc_3pid_validation": _LIMIT,
-        "rc_invites": _nested("per_room", "per_user", "per_issuer"),
-        "rc_third_party_invite": _LIMIT,
-        "rc_key_requests": _LIMIT,
-        "rc_presence": _nested("per_user"),
-        "rc_delayed_event_mgmt": _LIMIT,
-        "rc_reports": _LIMIT,
-        "rc_federation": {"type": "object"},
-        "federation_rr_transactions_per_room_per_second": {"type": "integer"},
+        "rc_message": _limit(
+            "Limits how fast each user may send events with `PUT /rooms/{roomId}/send/...`. "
+            "Default 0.2 per second, burst 10."
+        ),
+        "rc_registration": _limit(
+            "Limits registration requests (`/register`, `/register/available`) per client "
+            "address. Default 0.17 per second, burst 3."
+        ),
+        "rc_registration_token_validity": _limit(
+            "Synapse's limit on checking registration tokens. Accepted and ignored: registration "
+            "tokens are not supported."
+        ),
+        "rc_login": _nested(
+            "Limits on `/login`, in three parts.",
+            address="Login attempts per client address. Default 0.003 per second, burst 5.",
+            account="Successful logins per account. Default 0.003 per second, burst 5.",
+            failed_attempts="Failed logins per account name tried. Default 0.17 per second, "
+            "burst 3.",
+        ),
+        "rc_admin_redaction": _limit(
+            "Limit on redactions by room admins. Read (default 1 per second, burst 50) but not "
+            "enforced yet."
+        ),
+        "rc_joins": _nested(
+            "Limits on joining rooms. Read but not enforced yet.",
+            local="Joins to rooms this server is in. Default 0.1 per second, burst 10.",
+            remote="Joins to rooms on other servers. Default 0.01 per second, burst 10.",
+        ),
+        "rc_joins_per_room": _limit(
+            "Synapse's limit on joins to any one room. Accepted and ignored."
+        ),
+        "rc_3pid_validation": _limit(
+            "Limit on requests to validate an email address or phone number. Read (default "
+            "0.003 per second, burst 5) but not enforced yet."
+        ),
+        "rc_invites": _nested(
+            "Limits on invites. Read but not enforced yet.",
+            per_room="Invites into one room. Default 0.3 per second, burst 10.",
+            per_user="Invites received by one user. Default 0.003 per second, burst 5.",
+            per_issuer="Invites sent by one user. Default 0.3 per second, burst 10.",
+        ),
+        "rc_third_party_invite": _limit(
+            "Synapse's limit on invites by email address. Accepted and ignored."
+        ),
+        "rc_key_requests": _limit(
+            "Limit on requests for other users' encryption keys. Read (default 20 per second, "
+            "burst 100) but not enforced yet."
+        ),
+        "rc_presence": _nested(
+            "Limits on presence updates.",
+            per_user="Presence changes per user: `PUT /presence/{userId}/status` answers 429 "
+            "over the limit, while `/sync` with `set_presence` has a bucket of its own and over "
+            "the limit just leaves presence as it is. Default 0.1 per second, burst 1.",
+        ),
+        "rc_delayed_event_mgmt": _limit(
+            "Limit on managing delayed events. Read (default 1 per second, burst 5) but not "
+            "enforced yet."
+        ),
+        "rc_reports": _limit(
+            "Limits how often each user may report events and rooms. Default 1 per second, "
+            "burst 5."
+        ),
+        "rc_federation": {
+            "type": "object",
+            "description": "Synapse's limits on requests from other servers. Accepted and "
+            "ignored: this server does not federate yet.",
+        },
+        "federation_rr_transactions_per_room_per_second": {
+            "type": "integer",
+            "description": "Synapse's pacing of read receipts sent to other servers. Accepted and "
+            "ignored: this server does not federate yet.",
+        },
     }
 
     def read(self, raw: RawConfig) -> None:

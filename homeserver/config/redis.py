@@ -7,15 +7,42 @@ class RedisConfig(Section):
     SCHEMA = {
         "redis": {
             "type": "object",
+            "description": "The Redis server that carries replication between processes. Needed, "
+            "with `enabled: true`, as soon as the deployment has workers.",
             "properties": {
-                "enabled": {"type": "boolean"},
-                "host": {"type": "string"},
-                "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-                "path": {"type": "string"},
-                "dbid": {"type": "integer", "minimum": 0},
-                "password": {"type": "string"},
-                "password_path": {"type": "string"},
-                "use_tls": {"type": "boolean"},
+                "enabled": {
+                    "type": "boolean",
+                    "description": "Connect to Redis. Default `false`.",
+                },
+                "host": {"type": "string", "description": "Redis host name. Default `localhost`."},
+                "port": {
+                    "type": "integer", "minimum": 1, "maximum": 65535,
+                    "description": "Redis port. Default `6379`.",
+                },
+                "path": {
+                    "type": "string",
+                    "description": "A unix socket in place of `host` and `port`. Accepted but not "
+                    "used: the server always connects to `host` and `port`.",
+                },
+                "dbid": {
+                    "type": "integer", "minimum": 0,
+                    "description": "Redis database number. Default: none (Redis's database 0).",
+                },
+                "password": {
+                    "type": "string",
+                    "description": "Redis password. Default: none. Set this or `password_path`, "
+                    "not both.",
+                },
+                "password_path": {
+                    "type": "string",
+                    "description": "A file holding the Redis password (surrounding whitespace is "
+                    "dropped).",
+                },
+                "use_tls": {
+                    "type": "boolean",
+                    "description": "Connect to Redis over TLS. Accepted but not supported yet: the "
+                    "connection is always unencrypted, so keep Redis on a private network.",
+                },
             },
         }
     }

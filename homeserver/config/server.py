@@ -14,23 +14,78 @@ RESOURCE_NAMES = [
 LISTENER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "port": {"type": "integer", "minimum": 0, "maximum": 65535},
-        "path": {"type": "string"},
-        "mode": {"type": ["integer", "string"]},
-        "bind_addresses": {"type": "array", "items": {"type": "string"}},
-        "bind_address": {"type": "string"},
-        "type": {"enum": ["http", "metrics", "manhole", "replication"]},
-        "tls": {"type": "boolean"},
-        "x_forwarded": {"type": "boolean"},
-        "request_id_header": {"type": "string"},
-        "tag": {"type": "string"},
+        "port": {
+            "type": "integer", "minimum": 0, "maximum": 65535,
+            "description": "TCP port to listen on. Every listener needs `port` (or `path`).",
+        },
+        "path": {
+            "type": "string",
+            "description": "A unix socket path in place of `port`. Not supported yet: the process "
+            "refuses to start with it.",
+        },
+        "mode": {
+            "type": ["integer", "string"],
+            "description": "Permissions of a unix socket listener. Accepted for compatibility with "
+            "Synapse; has no effect, as unix socket listeners are not supported.",
+        },
+        "bind_addresses": {
+            "type": "array", "items": {"type": "string"},
+            "description": "Addresses to listen on. Default `['::', '0.0.0.0']` (every interface); "
+            "behind a reverse proxy on the same host use `['127.0.0.1']`.",
+        },
+        "bind_address": {
+            "type": "string",
+            "description": "A single address to listen on, used when `bind_addresses` is not set.",
+        },
+        "type": {
+            "enum": ["http", "metrics", "manhole", "replication"],
+            "description": "`http` serves the resources listed in `resources`; `metrics` serves only "
+            "Prometheus metrics and the health check; `manhole` is skipped with a warning; "
+            "`replication` (Synapse's direct TCP replication) is refused, since replication runs "
+            "over Redis here. Required.",
+        },
+        "tls": {
+            "type": "boolean",
+            "description": "TLS on the listener itself. Not supported: `true` is refused at start-up; "
+            "terminate TLS in the reverse proxy. Default `false`.",
+        },
+        "x_forwarded": {
+            "type": "boolean",
+            "description": "Take the client's address from the first entry of the "
+            "`X-Forwarded-For` header (for rate limits and logs). Set it when a reverse proxy "
+            "sits in front. Default `false`.",
+        },
+        "request_id_header": {
+            "type": "string",
+            "description": "Header carrying a request id set by the reverse proxy. Accepted for "
+            "compatibility with Synapse and ignored; the server makes its own request ids.",
+        },
+        "tag": {
+            "type": "string",
+            "description": "A label Synapse adds to this listener's metrics. Accepted and ignored.",
+        },
         "resources": {
             "type": "array",
+            "description": "The groups of endpoints this listener serves, as a list of "
+            "`{names: [...]}` entries.",
             "items": {
                 "type": "object",
                 "properties": {
-                    "names": {"type": "array", "items": {"enum": RESOURCE_NAMES}},
-                    "compress": {"type": "boolean"},
+                    "names": {
+                        "type": "array", "items": {"enum": RESOURCE_NAMES},
+                        "description": "`client` (the client-server API and the admin API), "
+                        "`replication` (calls between processes, which also brings the client "
+                        "API; never expose it publicly), `metrics` (`/_synapse/metrics`) and "
+                        "`health` (`/health`, which every HTTP listener answers anyway). "
+                        "`federation`, `keys`, `media`, `openid`, `static` and `consent` are "
+                        "accepted but have no endpoints yet; `media` raises this listener's "
+                        "body size limit to `max_upload_size`.",
+                    },
+                    "compress": {
+                        "type": "boolean",
+                        "description": "Compress responses. Accepted for compatibility with "
+                        "Synapse and ignored; let the reverse proxy compress.",
+                    },
                 },
                 "required": ["names"],
             },
@@ -99,20 +154,80 @@ def read_listeners(raw: RawConfig, key: str) -> list[ListenerConfig]:
 
 class ServerConfig(Section):
     SCHEMA = {
-        "server_name": {"type": "string", "minLength": 1, "pattern": r"^[A-Za-z0-9.\-:\[\]]+$"},
-        "public_baseurl": {"type": "string", "pattern": "^https?://"},
-        "listeners": {"type": "array", "items": LISTENER_SCHEMA},
-        "pid_file": {"type": "string"},
-        "daemonize": {"type": "boolean"},
-        "max_upload_size": {"type": ["integer", "string"]},
-        "web_client_location": {"type": "string"},
-        "soft_file_limit": {"type": "integer"},
-        "serve_server_wellknown": {"type": "boolean"},
-        "admin_contact": {"type": "string"},
-        "require_auth_for_profile_requests": {"type": "boolean"},
-        "limit_profile_requests_to_users_who_share_rooms": {"type": "boolean"},
-        "default_room_version": {"type": "string"},
-        "max_request_body_size": {"type": ["integer", "string"]},
+        "server_name": {
+            "type": "string", "minLength": 1, "pattern": r"^[A-Za-z0-9.\-:\[\]]+$",
+            "description": "The domain name of this server: the part after the colon in every "
+            "user id and room alias made here. It cannot be changed once users exist. Required.",
+        },
+        "public_baseurl": {
+            "type": "string", "pattern": "^https?://",
+            "description": "The URL at which clients reach this server (usually through the "
+            "reverse proxy). Default `https://<server_name>/`; a missing final slash is added.",
+        },
+        "listeners": {
+            "type": "array", "items": LISTENER_SCHEMA,
+            "description": "The ports the main process listens on and what each one serves "
+            "(see the `listeners[]` rows). Default: none. Workers use `worker_listeners`.",
+        },
+        "pid_file": {
+            "type": "string",
+            "description": "File the main process writes its process id to once it is serving, "
+            "and removes when it stops (synctl uses it). Default: none, no file is written.",
+        },
+        "daemonize": {
+            "type": "boolean",
+            "description": "Detach the main process into the background once it is serving, as "
+            "`--daemonize` does. Default `false`.",
+        },
+        "max_upload_size": {
+            "type": ["integer", "string"],
+            "description": "Largest media upload: the body size limit of listeners with the "
+            "`media` resource (unless `max_request_body_size` is larger). A number of bytes, or a "
+            "number with `K`, `M` or `G` (powers of 1024). Default `50M`.",
+        },
+        "web_client_location": {
+            "type": "string",
+            "description": "Where Synapse sends browsers that open its root page. Accepted and "
+            "ignored; this server serves no web client.",
+        },
+        "soft_file_limit": {
+            "type": "integer",
+            "description": "Synapse raises its open-file limit to this number at start-up. "
+            "Accepted and ignored; set the limit in the service manager instead (for example "
+            "`LimitNOFILE=` in a systemd unit).",
+        },
+        "serve_server_wellknown": {
+            "type": "boolean",
+            "description": "Makes Synapse serve `/.well-known/matrix/server`. Accepted and "
+            "ignored; serve that file from the reverse proxy if you need it.",
+        },
+        "admin_contact": {
+            "type": "string",
+            "description": "An address Synapse shows to users in some error messages. Accepted "
+            "and ignored.",
+        },
+        "require_auth_for_profile_requests": {
+            "type": "boolean",
+            "description": "When true, profile look-ups (`GET /profile/...`) need an access "
+            "token. Default `false`.",
+        },
+        "limit_profile_requests_to_users_who_share_rooms": {
+            "type": "boolean",
+            "description": "When true, a signed-in user may only look up the profiles of users "
+            "who share a room with them (and their own); it acts on look-ups that carry an "
+            "access token, so pair it with `require_auth_for_profile_requests`. Default `false`.",
+        },
+        "default_room_version": {
+            "type": "string",
+            "description": "Room version of new rooms that do not ask for one, as advertised in "
+            "`/capabilities`. Default `10`.",
+        },
+        "max_request_body_size": {
+            "type": ["integer", "string"],
+            "description": "Largest request body accepted on listeners without the `media` "
+            "resource (bytes, or a number with `K`, `M` or `G`); bigger requests get 413 "
+            "`M_TOO_LARGE`. Default `10M`.",
+        },
     }
 
     def read(self, raw: RawConfig) -> None:

@@ -23,13 +23,41 @@ def parse_duration_ms(value: int | str) -> int:
 
 class VoipConfig(Section):
     SCHEMA = {
-        "turn_uris": {"type": "array", "items": {"type": "string"}},
-        "turn_shared_secret": {"type": "string"},
-        "turn_shared_secret_path": {"type": "string"},
-        "turn_username": {"type": "string"},
-        "turn_password": {"type": "string"},
-        "turn_user_lifetime": {"type": ["integer", "string"]},
-        "turn_allow_guests": {"type": "boolean"},
+        "turn_uris": {
+            "type": "array", "items": {"type": "string"},
+            "description": "TURN server URIs handed to clients by `/voip/turnServer`, such as "
+            "`turn:turn.example.org:3478?transport=udp`. Default: none, and that endpoint then "
+            "answers `{}`.",
+        },
+        "turn_shared_secret": {
+            "type": "string",
+            "description": "A secret shared with the TURN server (coturn's "
+            "`static-auth-secret`): clients get credentials made from it that expire after "
+            "`turn_user_lifetime`. Preferred over `turn_username` and `turn_password`.",
+        },
+        "turn_shared_secret_path": {
+            "type": "string",
+            "description": "A file holding `turn_shared_secret` (surrounding whitespace is "
+            "dropped). Set one of the two.",
+        },
+        "turn_username": {
+            "type": "string",
+            "description": "A fixed TURN user name handed to every client, used with "
+            "`turn_password` when no shared secret is set.",
+        },
+        "turn_password": {
+            "type": "string",
+            "description": "The fixed TURN password that goes with `turn_username`.",
+        },
+        "turn_user_lifetime": {
+            "type": ["integer", "string"],
+            "description": "How long TURN credentials stay valid: milliseconds, or a number with "
+            "`ms`, `s`, `m`, `h`, `d`, `w` or `y`. Default `1h`.",
+        },
+        "turn_allow_guests": {
+            "type": "boolean",
+            "description": "Whether guest accounts may fetch TURN credentials. Default `true`.",
+        },
     }
 
     def read(self, raw: RawConfig) -> None:

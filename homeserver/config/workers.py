@@ -48,45 +48,172 @@ def app_name(value: str) -> str:
 
 class WorkerConfig(Section):
     SCHEMA = {
-        "worker_app": {"type": "string"},
-        "worker_name": {"type": "string", "minLength": 1, "pattern": r"^[A-Za-z0-9_.\-]+$"},
-        "worker_listeners": {"type": "array", "items": LISTENER_SCHEMA},
-        "worker_log_config": {"type": "string"},
-        "worker_pid_file": {"type": "string"},
-        "worker_daemonize": {"type": "boolean"},
-        "worker_replication_host": {"type": "string"},
-        "worker_replication_http_port": {"type": "integer"},
-        "worker_replication_http_tls": {"type": "boolean"},
-        "worker_replication_secret": {"type": "string"},
-        "worker_replication_secret_path": {"type": "string"},
+        "worker_app": {
+            "type": "string",
+            "description": "Which program this process is. Unset (or `synapse.app.homeserver`) "
+            "for the main process; `synapse.app.generic_worker` for a worker. Synapse's older "
+            "worker names (`client_reader`, `synchrotron`, `federation_sender`, `pusher`, ...) "
+            "start a generic worker too; the `synapse.app.` or `homeserver.app.` prefix is "
+            "optional. Goes in the worker's own file.",
+        },
+        "worker_name": {
+            "type": "string", "minLength": 1, "pattern": r"^[A-Za-z0-9_.\-]+$",
+            "description": "This worker's unique name, as used in `instance_map`, "
+            "`stream_writers` and the job settings. Default: the app name without its prefix "
+            "(for example `generic_worker`). Refused without `worker_app`, except `main` or "
+            "`master`, which name the main process.",
+        },
+        "worker_listeners": {
+            "type": "array", "items": LISTENER_SCHEMA,
+            "description": "The worker's listeners, in the same format as `listeners`. Default: "
+            "none.",
+        },
+        "worker_log_config": {
+            "type": "string",
+            "description": "The worker's logging config file, in the same format as "
+            "`log_config`. Default: the shared `log_config`.",
+        },
+        "worker_pid_file": {
+            "type": "string",
+            "description": "File the worker writes its process id to once it is serving. "
+            "Default: none.",
+        },
+        "worker_daemonize": {
+            "type": "boolean",
+            "description": "Detach the worker into the background once it is serving. Default "
+            "`false`.",
+        },
+        "worker_replication_host": {
+            "type": "string",
+            "description": "The older way for a worker to find the main process: with "
+            "`worker_replication_http_port` it stands in for `instance_map.main` when that entry "
+            "is missing.",
+        },
+        "worker_replication_http_port": {
+            "type": "integer",
+            "description": "Port of the main process's replication listener, for "
+            "`worker_replication_host`.",
+        },
+        "worker_replication_http_tls": {
+            "type": "boolean",
+            "description": "Whether that older setting's listener uses TLS. Accepted and "
+            "ignored; to call the main process over HTTPS use `instance_map.main.tls`.",
+        },
+        "worker_replication_secret": {
+            "type": "string",
+            "description": "A secret every call between processes must carry (as a bearer "
+            "token). Default: none, and such calls are then not checked, so set it whenever a "
+            "replication listener is reachable from beyond the host.",
+        },
+        "worker_replication_secret_path": {
+            "type": "string",
+            "description": "A file holding `worker_replication_secret` (surrounding whitespace "
+            "is dropped). Set one of the two.",
+        },
         "instance_map": {
             "type": "object",
+            "description": "Where each process that others call can be reached: instance name "
+            "to the address of its listener with the `replication` resource. `main` (or "
+            "`master`) is the main process. Default: empty.",
             "additionalProperties": {
                 "type": "object",
+                "description": "One instance's replication listener.",
                 "properties": {
-                    "host": {"type": "string"},
-                    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-                    "tls": {"type": "boolean"},
-                    "path": {"type": "string"},
+                    "host": {
+                        "type": "string",
+                        "description": "Host name or address of the listener. Required.",
+                    },
+                    "port": {
+                        "type": "integer", "minimum": 1, "maximum": 65535,
+                        "description": "Port of the listener. Required.",
+                    },
+                    "tls": {
+                        "type": "boolean",
+                        "description": "Call this instance over HTTPS. Default `false`.",
+                    },
+                    "path": {
+                        "type": "string",
+                        "description": "A unix socket in place of `host` and `port`. Not "
+                        "supported yet: the process refuses to start with it.",
+                    },
                 },
             },
         },
         "stream_writers": {
             "type": "object",
+            "description": "Which instance writes each stream: stream name to an instance name "
+            "or a list of names. Streams: `events`, `typing`, `to_device`, `account_data`, "
+            "`receipts`, `presence`, `push_rules`, `device_lists`; only `events`, `receipts` and "
+            "`device_lists` may have several writers, and every writer but the main process "
+            "must be in `instance_map`. Default: the main process writes every stream.",
             "additionalProperties": _INSTANCE_LIST,
         },
-        "run_background_tasks_on": {"type": "string"},
-        "federation_sender_instances": {"type": "array", "items": {"type": "string"}},
-        "pusher_instances": {"type": "array", "items": {"type": "string"}},
-        "notify_appservices_from_worker": {"type": "string"},
-        "update_user_directory_from_worker": {"type": "string"},
-        "media_instance_running_background_jobs": {"type": "string"},
-        "outbound_federation_restricted_to": {"type": "array", "items": {"type": "string"}},
-        "start_pushers": {"type": "boolean"},
-        "send_federation": {"type": "boolean"},
-        "update_user_directory": {"type": "boolean"},
-        "notify_appservices": {"type": "boolean"},
-        "enable_media_repo": {"type": "boolean"},
+        "run_background_tasks_on": {
+            "type": "string",
+            "description": "The one instance that runs the periodic housekeeping jobs. Default "
+            "`master` (the main process; `main` means the same).",
+        },
+        "federation_sender_instances": {
+            "type": "array", "items": {"type": "string"},
+            "description": "Synapse's list of workers that send federation traffic. Accepted "
+            "(`homeserver check-config` checks the names) but nothing is sent: this server does "
+            "not federate yet.",
+        },
+        "pusher_instances": {
+            "type": "array", "items": {"type": "string"},
+            "description": "Synapse's list of workers that deliver push notifications. Accepted "
+            "(`homeserver check-config` checks the names) but pushers are not built yet.",
+        },
+        "notify_appservices_from_worker": {
+            "type": "string",
+            "description": "The worker Synapse uses to notify application services. Accepted "
+            "and checked by `homeserver check-config`; application services are not built yet.",
+        },
+        "update_user_directory_from_worker": {
+            "type": "string",
+            "description": "The worker Synapse uses to keep the user directory current. "
+            "Accepted for compatibility: here a profile change updates the directory itself, on "
+            "whichever process makes it, and who may see whom is worked out at search time, so "
+            "there is no updater to place.",
+        },
+        "media_instance_running_background_jobs": {
+            "type": "string",
+            "description": "The worker Synapse uses for media clean-up jobs. Accepted and "
+            "ignored; the media repository is not built yet.",
+        },
+        "outbound_federation_restricted_to": {
+            "type": "array", "items": {"type": "string"},
+            "description": "Synapse's list of workers allowed to make outgoing federation "
+            "requests. Accepted and ignored: this server does not federate yet.",
+        },
+        "start_pushers": {
+            "type": "boolean",
+            "description": "Synapse's older switch for sending push notifications from the main "
+            "process. Accepted for compatibility (and checked against `pusher` workers by "
+            "`homeserver check-config`); pushers are not built yet, so nothing is sent.",
+        },
+        "send_federation": {
+            "type": "boolean",
+            "description": "Synapse's older switch for sending federation traffic from the main "
+            "process. Accepted for compatibility (and checked against `federation_sender` "
+            "workers by `homeserver check-config`); this server does not federate yet.",
+        },
+        "update_user_directory": {
+            "type": "boolean",
+            "description": "Synapse's older switch for updating the user directory on the main "
+            "process. Accepted and ignored: each profile change updates the directory itself.",
+        },
+        "notify_appservices": {
+            "type": "boolean",
+            "description": "Synapse's older switch for notifying application services from the "
+            "main process. Accepted and ignored; application services are not built yet.",
+        },
+        "enable_media_repo": {
+            "type": "boolean",
+            "description": "Synapse's switch for serving media from the main process. Accepted "
+            "(and checked against `media_repository` workers by `homeserver check-config`); "
+            "the media repository is not built yet.",
+        },
     }
 
     def read(self, raw: RawConfig) -> None:

@@ -3,6 +3,7 @@ free loopback ports, driven over HTTP."""
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -325,19 +326,76 @@ EVENT_PERSISTERS = ["persister1", "persister2"]
 EPHEMERAL_STREAMS = ["typing", "to_device", "account_data", "receipts", "presence"]
 
 
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+class NginxProxy:
+    """A real nginx in front of a deployment, running the config `homeserver routes`
+    generates for it; stopped by its pid."""
+
+    def __init__(self, directory: str, shared_config: str, worker_configs: list[str]):
+        self.directory = os.path.join(directory, "nginx")
+        os.makedirs(self.directory, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.routes = os.path.join(self.directory, "matrix.conf")
+        args = [sys.executable, "-m", "homeserver.tools.cli", "routes", "--format", "nginx",
+                "--listen", f"127.0.0.1:{self.port}", "-o", self.routes, "-c", shared_config]
+        for path in worker_configs:
+            args += ["-a", path]
+        subprocess.run(args, check=True, capture_output=True, timeout=60)
+        self.conf = os.path.join(self.directory, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(nginx_wrapper(self.directory, self.routes))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "NginxProxy":
+        self.process = subprocess.Popen([NGINX, "-c", self.conf, "-g", "daemon off;"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                requests.get(self.url + "/health", timeout=1)
+                return self
+            except requests.RequestException:
+                time.sleep(0.05)
+        raise RuntimeError("nginx did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def nginx_wrapper(directory: str, included: str) -> str:
+    """A whole nginx.conf around the generated `http`-context file, writing only to `directory`."""
+    temp = "\n".join(f"    {kind}_temp_path {directory}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return (f"pid {directory}/nginx.pid;\nerror_log {directory}/error.log;\nevents {{}}\n"
+            f"http {{\n    access_log {directory}/access.log;\n{temp}\n    include {included};\n}}\n")
+
+
 class Deployment:
     """A running multi-process deployment, used by tests where they use a `ServerProcess`:
-    `url` is the client URL of `front` (clients talk to a generic worker; what it may not
-    serve its misroute guard forwards), `config` the shared config, `log()` every process's log."""
+    `url` is the client URL of `front` (a real nginx with the generated routing when
+    `proxied`; else a generic worker, whose misroute guard forwards what it may not serve),
+    `config` the shared config, `log()` every process's log."""
 
-    def __init__(self, processes: list[ServerProcess], front: str = "worker1"):
+    def __init__(self, processes: list[ServerProcess], front: str = "worker1", proxied: bool = False):
         self.processes = {process.name: process for process in processes}
         self.main = self.processes["main"]
         self.front = self.processes[front]
-        self.url = self.front.url
-        self.port = self.front.port
         self.config = self.main.config
         self.directory = self.main.directory
+        self.proxy: NginxProxy | None = None
+        if proxied:
+            workers = [process.config_paths[-1] for process in processes if process is not self.main]
+            self.proxy = NginxProxy(self.directory, self.main.config_paths[0], workers).start()
+        self.url = self.proxy.url if self.proxy else self.front.url
+        self.port = self.proxy.port if self.proxy else self.front.port
 
     @property
     def server_name(self) -> str:
@@ -353,6 +411,12 @@ class Deployment:
         for process in reversed(self.processes.values()):
             process.stop()
 
+    def close(self) -> None:
+        """Stop everything, the proxy included."""
+        if self.proxy is not None:
+            self.proxy.stop()
+        self.stop()
+
     def start(self) -> "Deployment":
         """Starts every process again (after `stop`), main first."""
         for process in self.processes.values():
@@ -361,12 +425,14 @@ class Deployment:
 
 
 @contextmanager
-def workers_deployment(server_name: str | None = None, **shared_overrides: Any) -> Iterator[Deployment]:
+def workers_deployment(server_name: str | None = None, proxied: bool = True,
+                       **shared_overrides: Any) -> Iterator[Deployment]:
     """The `workers` shape: main, two event persisters (`persister1`, `persister2`), one writer
     of the typing, to_device, account_data, receipts and presence streams (`writer1`) and two
     generic workers with a client listener (`worker1`, `worker2`), on a fresh PostgreSQL
-    database with Redis replication and a replication secret. The server name is unique unless
-    given (the Redis channel is named after it)."""
+    database with Redis replication and a replication secret, behind a real nginx running the
+    generated routing (`proxied`; else clients talk to worker1 directly). The server name is
+    unique unless given (the Redis channel is named after it)."""
     server_name = server_name or f"workers-{secrets.token_hex(4)}.test"
     writers = [*EVENT_PERSISTERS, "writer1"]  # started before the generic workers
     ports = {name: free_port() for name in [*writers, "worker1", "worker2"]}
@@ -380,4 +446,9 @@ def workers_deployment(server_name: str | None = None, **shared_overrides: Any) 
     }
     overrides.update(shared_overrides)
     with multi_process_deployment(workers, server_name, **overrides) as processes:
-        yield Deployment(processes)
+        deployment = Deployment(processes, proxied=proxied)
+        try:
+            yield deployment
+        finally:
+            if deployment.proxy is not None:
+                deployment.proxy.stop()

@@ -162,7 +162,9 @@ def test_nul_characters_in_input_are_400_not_500(server: ServerProcess, make_use
     """PostgreSQL cannot store NUL characters; input holding them is refused the same way on
     both engines instead of crashing a database query."""
     alice = make_user()
-    assert_error(alice.get("devices/a%00b"), 400, "M_INVALID_PARAM")
+    # Behind the generated nginx config, nginx itself refuses a NUL in the path (as a Matrix error).
+    path_errcodes = ("M_INVALID_PARAM", "M_UNKNOWN") if getattr(server, "proxy", None) else ("M_INVALID_PARAM",)
+    assert_error(alice.get("devices/a%00b"), 400, *path_errcodes)
     assert_error(requests.get(server.url + "/_matrix/client/v3/register/available?username=a%00b", timeout=10), 400, "M_INVALID_PARAM")
     assert_error(requests.get(server.url + "/_matrix/client/v3/account/whoami?access_token=a%00b", timeout=10), 400, "M_INVALID_PARAM")
     register = {"username": "nul" + alice.user_id[1:].split(":")[0], "password": "pw", "auth": {"type": "m.login.dummy"},
@@ -421,6 +423,10 @@ def _assert_prometheus(resp: requests.Response) -> None:
 
 
 def test_metrics_on_the_client_listener(server: ServerProcess, client: Client) -> None:
+    if getattr(server, "proxy", None) is not None:
+        # Each process has its own metrics; the generated proxy config never exposes them.
+        assert requests.get(server.url + "/_synapse/metrics", timeout=10).status_code == 404
+        return
     assert client.get(VERSIONS).status_code == 200
     resp = requests.get(server.url + "/_synapse/metrics", timeout=10)
     _assert_prometheus(resp)

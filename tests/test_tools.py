@@ -19,7 +19,14 @@ import requests
 import yaml
 
 from homeserver.config.key import write_new_signing_key
-from tests.harness import Client, ServerProcess, free_port, multi_process_deployment, worker_config
+from tests.harness import (
+    Client,
+    ServerProcess,
+    free_port,
+    multi_process_deployment,
+    nginx_wrapper,
+    worker_config,
+)
 from tests.matrix_helpers import enc
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -77,20 +84,7 @@ def _deployment_args(directory: str) -> list[str]:
 
 
 def _nginx_wrapper(directory: str, included: str) -> str:
-    return _write_text(os.path.join(directory, "nginx.conf"), f"""
-pid {directory}/nginx.pid;
-error_log {directory}/nginx-error.log;
-events {{}}
-http {{
-    access_log {directory}/nginx-access.log;
-    client_body_temp_path {directory}/nginx-body;
-    proxy_temp_path {directory}/nginx-proxy;
-    fastcgi_temp_path {directory}/nginx-fastcgi;
-    uwsgi_temp_path {directory}/nginx-uwsgi;
-    scgi_temp_path {directory}/nginx-scgi;
-    include {included};
-}}
-""")
+    return _write_text(os.path.join(directory, "nginx.conf"), nginx_wrapper(directory, included))
 
 
 def _write_text(path: str, text: str) -> str:
@@ -117,7 +111,7 @@ def test_generated_haproxy_config_is_accepted_by_haproxy(layout: str) -> None:
     check = subprocess.run([HAPROXY, "-c", "-f", output], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stdout + check.stderr
     text = open(output).read()
-    assert "http-request deny deny_status 404 if hs_replication" in text
+    assert "http-request deny deny_status 404 if hs_replication or hs_metrics" in text
     assert "balance uri depth 5" in text
 
 

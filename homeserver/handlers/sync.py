@@ -61,6 +61,9 @@ class SyncHandler:
         since = StreamToken.parse(since_token) if since_token else None
         if since is not None:
             await self._wait_to_reach(since)
+        if since is None or timeout_ms == 0:
+            # Not waiting for news: include events just written through another process.
+            await self.hs.replication.wait_for_database()
         deadline = time.monotonic() + timeout_ms / 1000.0
         while True:
             now_token = self.current_token() if since is None else self.current_token().max_with(since)

@@ -47,6 +47,8 @@ HEARTBEAT_SECONDS = 1.0
 PERSIST_POSITIONS_EVERY = 5
 # How long a client's answer may wait for this process to see the write it made elsewhere.
 FENCE_TIMEOUT_SECONDS = 5.0
+# How long a read may wait for replication to bring what the database already holds.
+DATABASE_CATCH_UP_SECONDS = 1.0
 # An instance silent for this long is taken to be gone (its users' syncs are forgotten).
 INSTANCE_TIMEOUT_SECONDS = 30.0
 
@@ -259,6 +261,19 @@ class ReplicationHandler:
         if stream.ids.get_current_token() < wanted:
             await self._await_waiter(stream_name, wanted, self._add_waiter(stream_name, None, wanted), timeout)
 
+    async def wait_for_database(self, timeout: float = DATABASE_CATCH_UP_SECONDS) -> None:
+        """Wait (bounded) until this process serves everything committed to the database-backed
+        streams when the call began: a read that must not miss a write just made through
+        another process (an initial sync, a sync that will not wait) calls this first. One
+        query of indexed maxima; nothing to do without workers."""
+        if self._transport is None:
+            return
+        streams = [s for name, s in self.streams.items() if s.persisted and name != "caches"]
+        committed = await self.hs.database.run_interaction("stream_maxima", _stream_maxima_txn, [s.ids for s in streams])
+        for stream, reached in zip(streams, committed, strict=True):
+            if stream.ids.get_current_token() < reached:
+                await self.wait_for_current_token(stream.name, reached, timeout)
+
     def _add_waiter(self, name: str, instance: str | None, wanted: int) -> "defer.Deferred[None]":
         d: defer.Deferred[None] = defer.Deferred()
         self._waiters.setdefault(name, []).append((instance, wanted, d))
@@ -289,3 +304,10 @@ class ReplicationHandler:
             else:
                 still.append((instance, wanted, d))
         self._waiters[stream.name] = still
+
+
+def _stream_maxima_txn(txn: Any, generators: list[Any]) -> list[int]:
+    """The highest position committed in each stream's table, in one statement."""
+    parts = [f"(SELECT COALESCE(MAX({ids.id_column}), 0) FROM {ids.table})" for ids in generators]
+    txn.execute("SELECT " + ", ".join(parts))
+    return [int(value) for value in txn.fetchone()]

@@ -53,6 +53,15 @@ class StreamIdGenerator:
     def is_writer(self) -> bool:
         return self.instance_name in self.writers
 
+    @property
+    def table(self) -> str:
+        """The table whose rows carry this stream's positions."""
+        return self._table
+
+    @property
+    def id_column(self) -> str:
+        return self._id_column
+
     async def load(self, db: Database) -> None:
         """Read the persisted positions of every writer; call once at start-up."""
         self._sqlite = db.engine.name == "sqlite"

@@ -1,11 +1,13 @@
 """Reverse-proxy routing generated from the route table (`homeserver/routes.py`) and a
 deployment: which process(es) serve each request, written out as nginx or haproxy config.
 
-- `any` endpoints go to the pool of workers with a client listener (round robin), or to the
-  main process when there is none; `/sync` is balanced by access token and `room-sticky`
-  endpoints (`/messages`) by room, so each room's pagination stays on one worker.
+- `any` endpoints go to the pool of workers with a client listener, or to the main process
+  when there is none. The pool is balanced by access token, `/sync` included, so each client
+  keeps talking to one worker and reads its own writes there at once; `room-sticky`
+  endpoints (`/messages`) are balanced by room, so each room's pagination stays on one worker.
 - `writer:<stream>` endpoints go to that stream's writer, `main` endpoints to the main process.
-- `/_synapse/replication` is never exposed; anything else goes to the main process.
+- `/_synapse/replication` and `/_synapse/metrics` are never exposed; anything else goes to the
+  main process. Errors nginx raises itself come back as Matrix errors (JSON `errcode`).
 
 A request the proxy sends to the wrong place still works (the misroute guard forwards it);
 the generated routing only saves that hop.
@@ -59,9 +61,7 @@ def pool_for(endpoint: Endpoint, deployment: Deployment) -> Pool:
     members = workers or (deployment.main,)
     if endpoint.placement == "room-sticky":
         return Pool("room_sticky", members, "room")
-    if endpoint.balance == "access_token":
-        return Pool("by_token", members, "access_token")
-    return Pool("any", members)
+    return Pool("any", members, "access_token")
 
 
 def which(path: str, method: str, deployment: Deployment) -> tuple[Endpoint | None, Pool]:
@@ -141,9 +141,25 @@ def nginx_config(deployment: Deployment, listen: str, server_name: str = "_") ->
         "    proxy_set_header X-Forwarded-Proto $scheme;",
         f"    proxy_read_timeout {PROXY_READ_TIMEOUT_SECONDS}s;",
         "    proxy_buffering off;",
+        # Bodies up to the server's limit stay in memory (no temp files to set up).
+        f"    client_body_buffer_size {max(1, max_body // (1024 * 1024))}m;",
         "",
-        "    # Replication between processes is never public.",
+        "    # Replication between processes and each process's metrics are never public.",
         "    location ^~ /_synapse/replication/ { return 404; }",
+        "    location = /_synapse/metrics { return 404; }",
+        "",
+        "    # Errors nginx itself raises (a body over the limit, a malformed request, a process",
+        "    # that does not answer) as Matrix errors, as clients expect.",
+        "    error_page 400 /_hs_error/400;",
+        "    error_page 413 /_hs_error/413;",
+        "    error_page 500 /_hs_error/500;",
+        "    error_page 502 503 504 /_hs_error/503;",
+        '    location = /_hs_error/400 { internal; default_type application/json; return 400 \'{"errcode":"M_UNKNOWN","error":"Bad request"}\'; }',
+        '    location = /_hs_error/413 { internal; default_type application/json;'
+        ' return 413 \'{"errcode":"M_TOO_LARGE","error":"Request body too large"}\'; }',
+        '    location = /_hs_error/500 { internal; default_type application/json; return 500 \'{"errcode":"M_UNKNOWN","error":"Proxy error"}\'; }',
+        '    location = /_hs_error/503 { internal; default_type application/json;'
+        ' return 503 \'{"errcode":"M_UNKNOWN","error":"The homeserver process for this request is unavailable; try again"}\'; }',
         "",
     ]
     for pattern, entries in route_groups(deployment):
@@ -189,7 +205,8 @@ def haproxy_config(deployment: Deployment, listen: str) -> str:
         "frontend matrix",
         f"    bind {bind}",
         "    acl hs_replication path_beg /_synapse/replication/",
-        "    http-request deny deny_status 404 if hs_replication",
+        "    acl hs_metrics path /_synapse/metrics",
+        "    http-request deny deny_status 404 if hs_replication or hs_metrics",
     ]
     for index, (pattern, entries) in enumerate(route_groups(deployment)):
         acl = f"hs_route{index}"

@@ -15,6 +15,7 @@ import pytest
 import requests
 import yaml
 
+from homeserver.config import ConfigError, load_config
 from tests.harness import PG_ARGS, REDIS_HOST, REDIS_PORT, ServerProcess, base_config, free_port
 
 MAIN = "homeserver.app.homeserver"
@@ -272,3 +273,13 @@ def test_listener_port_in_use_by_another_process(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert any(line.startswith("Error: ") and "in use" in line for line in result.stderr.splitlines()), result.stderr
+
+
+@pytest.mark.parametrize(("redis", "key"), [({"enabled": True, "use_tls": True}, "redis.use_tls"),
+                                           ({"enabled": True, "path": "/run/redis.sock"}, "redis.path")])
+def test_redis_settings_that_cannot_be_honoured_are_refused(tmp_path: Any, redis: dict[str, Any], key: str) -> None:
+    path = tmp_path / "homeserver.yaml"
+    path.write_text(yaml.safe_dump({"server_name": "test.local", "redis": redis}))
+    with pytest.raises(ConfigError) as raised:
+        load_config([str(path)])
+    assert str(raised.value).startswith(f"{path}: {key}: ")

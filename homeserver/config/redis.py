@@ -21,8 +21,8 @@ class RedisConfig(Section):
                 },
                 "path": {
                     "type": "string",
-                    "description": "A unix socket in place of `host` and `port`. Accepted but not "
-                    "used: the server always connects to `host` and `port`.",
+                    "description": "A unix socket in place of `host` and `port`. Not supported "
+                    "yet: a config that sets it is refused (use `host` and `port`).",
                 },
                 "dbid": {
                     "type": "integer", "minimum": 0,
@@ -40,8 +40,8 @@ class RedisConfig(Section):
                 },
                 "use_tls": {
                     "type": "boolean",
-                    "description": "Connect to Redis over TLS. Accepted but not supported yet: the "
-                    "connection is always unencrypted, so keep Redis on a private network.",
+                    "description": "Connect to Redis over TLS. Not supported yet: `true` is refused "
+                    "rather than silently connecting unencrypted; keep Redis on a private network.",
                 },
             },
         }
@@ -49,6 +49,12 @@ class RedisConfig(Section):
 
     def read(self, raw: RawConfig) -> None:
         section = raw.get("redis") or {}
+        # Refused rather than ignored: an admin asking for these must not get something else.
+        if section.get("use_tls"):
+            raise raw.error("TLS to Redis is not supported yet; keep Redis on a private network and "
+                            "set use_tls: false", "redis", "use_tls")
+        if "path" in section:
+            raise raw.error("unix sockets are not supported yet; use host and port", "redis", "path")
         self.enabled: bool = bool(section.get("enabled", False))
         self.host: str = section.get("host", "localhost")
         self.port: int = section.get("port", 6379)

@@ -7,8 +7,9 @@
 #   bash scripts/deploy.sh status   # what is running
 #   bash scripts/deploy.sh down     # stop everything it started
 #
-# Everything lives in data/deployment/ (override with DEPLOY_DIR). Ports on 127.0.0.1:
-# nginx 8008 (override with DEPLOY_PORT; the URL for clients), PostgreSQL 55432, Redis 56379,
+# Everything lives in data/deployment/ (override with DEPLOY_DIR). Ports on 127.0.0.1, all
+# below the kernel's ephemeral range so that no outgoing connection can hold them:
+# nginx 8008 (override with DEPLOY_PORT; the URL for clients), PostgreSQL 15432, Redis 16379,
 # processes 18008-18085 and replication 19093-19095. Running `up` again is harmless.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +19,8 @@ action="${1:-up}"
 dir="$(pwd)/${DEPLOY_DIR:-data/deployment}"
 public_port="${DEPLOY_PORT:-8008}"
 server_name="${DEPLOY_SERVER_NAME:-localhost}"
-db_port=55432
-redis_port_private=56379
+db_port=15432
+redis_port_private=16379
 
 say() { echo "==> $*"; }
 
@@ -52,8 +53,12 @@ start_postgres() {
     say "PostgreSQL already running on 127.0.0.1:$db_port"
   else
     say "Starting PostgreSQL on 127.0.0.1:$db_port"
-    as_pg "$(pg_bin pg_ctl)" -D "$data" -l "$data/server.log" -w \
-      -o "-p $db_port -k $data -c listen_addresses=127.0.0.1" start >/dev/null
+    if ! as_pg "$(pg_bin pg_ctl)" -D "$data" -l "$data/server.log" -w \
+      -o "-p $db_port -k $data -c listen_addresses=127.0.0.1" start >/dev/null; then
+      echo "PostgreSQL did not start; the end of $data/server.log:" >&2
+      tail -n 5 "$data/server.log" >&2
+      exit 1
+    fi
   fi
   .venv/bin/python - "$db_port" <<'PY'
 import sys, psycopg2

@@ -249,3 +249,45 @@ def test_requests_through_nginx_reach_the_right_process(behind_nginx: tuple[str,
     assert "/typing/" in writer1.log()
     # Replication is never reachable through the proxy.
     assert requests.post(url + "/_synapse/replication/persist_event/x", json={}, timeout=5).status_code == 404
+
+
+def test_the_documentation_example_layout(tmp_path: Any) -> None:
+    """Config files shaped like the worker documentation's own examples: the legacy
+    `worker_replication_host`/`_http_port`, `bind_address`, a client+federation worker, two
+    event persisters with only a replication listener, a background worker without listeners."""
+    write_new_signing_key(str(tmp_path / "signing.key"))
+    workers = tmp_path / "workers"
+    workers.mkdir()
+    _write(str(tmp_path / "homeserver.yaml"), {
+        "server_name": "example.test", "signing_key_path": str(tmp_path / "signing.key"),
+        "database": {"name": "psycopg2", "args": {"dbname": "synapse"}},
+        "listeners": [_listener(8008, "client"),
+                      {"port": 9093, "bind_address": "127.0.0.1", "type": "http", "resources": [{"names": ["replication"]}]}],
+        "worker_replication_secret": "s", "redis": {"enabled": True},
+        "instance_map": {"event_persister1": {"host": "localhost", "port": 8034},
+                         "event_persister2": {"host": "localhost", "port": 8035}},
+        "stream_writers": {"events": ["event_persister1", "event_persister2"]},
+        "run_background_tasks_on": "background_worker",
+    })
+    legacy = {"worker_replication_host": "127.0.0.1", "worker_replication_http_port": 9093,
+              "worker_log_config": "/etc/matrix-synapse/worker-log.yaml"}
+    _write(str(workers / "generic_worker1.yaml"), {
+        "worker_app": "synapse.app.generic_worker", "worker_name": "generic_worker1", **legacy,
+        "worker_listeners": [{"type": "http", "port": 8083, "x_forwarded": True, "resources": [{"names": ["client", "federation"]}]}]})
+    for name, port in (("event_persister1", 8034), ("event_persister2", 8035)):
+        _write(str(workers / f"{name}.yaml"), {"worker_app": "synapse.app.generic_worker", "worker_name": name, **legacy,
+                                               "worker_listeners": [{"type": "http", "port": port, "resources": [{"names": ["replication"]}]}]})
+    _write(str(workers / "background_worker.yaml"), {"worker_app": "synapse.app.generic_worker", "worker_name": "background_worker", **legacy})
+    args = ["-c", str(tmp_path / "homeserver.yaml"), "-a", str(workers)]
+    check = homeserver_cli("check-config", *args)
+    assert check.returncode == 0, check.stdout + check.stderr
+    routes = homeserver_cli("routes", "--format", "nginx", "-o", str(tmp_path / "matrix.conf"), *args)
+    assert routes.returncode == 0, routes.stderr
+    nginx = subprocess.run([NGINX, "-t", "-c", _nginx_wrapper(str(tmp_path), str(tmp_path / "matrix.conf"))],
+                           capture_output=True, text=True, timeout=30)
+    assert nginx.returncode == 0, nginx.stderr
+    which = homeserver_cli("routes", "which", "/_matrix/client/v3/sync", *args)
+    assert [line.split()[0] for line in which.stdout.splitlines()[1:]] == ["generic_worker1"]
+    sending = homeserver_cli("routes", "which", "/_matrix/client/v3/rooms/!r:example.test/send/m.room.message/1",
+                             "--method", "PUT", *args)
+    assert [line.split()[0] for line in sending.stdout.splitlines()[1:]] == ["generic_worker1"]

@@ -255,17 +255,23 @@ def fan_out(base_url: str, server_name: str, receivers: int = 20, senders: int =
     }
 
 
+def _sessions_of(owner: "MatrixClient", base_url: str, count: int) -> list["MatrixClient"]:
+    """`owner` and `count - 1` more HTTP sessions logged in with its access token."""
+    sessions = [owner]
+    for _ in range(count - 1):
+        extra = MatrixClient(base_url)
+        extra.token, extra.user_id = owner.token, owner.user_id
+        sessions.append(extra)
+    return sessions
+
+
 def initial_sync(base_url: str, server_name: str, rooms: int = 20, messages: int = 50, samples: int = 3,
                  threads: int = 4) -> dict[str, float]:
     """One user in `rooms` rooms of `messages` messages each (set up from `threads` sessions);
     the median time of `samples` initial syncs (no since, no filter)."""
     prefix = _prefix("isync")
     owner = MatrixClient(base_url).register(f"{prefix}_owner")
-    sessions = [owner]
-    for _ in range(threads - 1):
-        extra = MatrixClient(base_url)
-        extra.token, extra.user_id = owner.token, owner.user_id
-        sessions.append(extra)
+    sessions = _sessions_of(owner, base_url, threads)
 
     def fill(index: int) -> None:
         client = sessions[index]
@@ -294,11 +300,7 @@ def messages_pages(base_url: str, server_name: str, messages: int = 1000, pages:
     prefix = _prefix("hist")
     owner = MatrixClient(base_url).register(f"{prefix}_owner")
     room_id = owner.create_room()
-    sessions = [owner]
-    for _ in range(threads - 1):
-        extra = MatrixClient(base_url)
-        extra.token, extra.user_id = owner.token, owner.user_id
-        sessions.append(extra)
+    sessions = _sessions_of(owner, base_url, threads)
 
     def fill(index: int) -> None:
         for m in range(index, messages, threads):

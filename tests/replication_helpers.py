@@ -336,3 +336,8 @@ def timeline_bodies(sync: dict[str, Any], room: str) -> list[str]:
     if room not in joined:
         return []
     return message_bodies(joined[room]["timeline"]["events"])
+
+
+# A sync filter without presence (which would wake a long-poll of its own accord) and with room
+# for every message a test sends.
+NO_PRESENCE = '{"presence": {"not_types": ["*"]}, "room": {"timeline": {"limit": 100}}}'

@@ -17,6 +17,7 @@ import requests
 
 from tests.harness import Client
 from tests.replication_helpers import (
+    NO_PRESENCE,
     SECRET,
     Deployment,
     assert_ok,
@@ -37,7 +38,6 @@ from tests.replication_helpers import (
 
 PROCESSES = ("main", "persister1", "persister2", "worker_a", "worker_b")
 # Presence would wake a long-poll of its own accord; these tests watch rooms.
-NO_PRESENCE = '{"presence": {"not_types": ["*"]}, "room": {"timeline": {"limit": 100}}}'
 LIMIT_5 = '{"presence": {"not_types": ["*"]}, "room": {"timeline": {"limit": 5}}}'
 
 

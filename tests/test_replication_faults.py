@@ -12,6 +12,7 @@ import requests
 from homeserver.storage.stores.rooms import choose_persister
 from tests.harness import Client
 from tests.replication_helpers import (
+    NO_PRESENCE,
     Deployment,
     PrivateRedis,
     assert_ok,
@@ -30,7 +31,6 @@ from tests.replication_helpers import (
 
 # A request that takes longer than this counts as hanging.
 CLIENT_TIMEOUT = 25.0
-NO_PRESENCE = '{"presence": {"not_types": ["*"]}, "room": {"timeline": {"limit": 100}}}'
 
 
 class Sender(threading.Thread):

@@ -2,8 +2,9 @@
 the test harness and returned as a `RunningShape`:
 
 - `single`: one main process on a fresh PostgreSQL database, rate limits lifted;
-- `workers`: `tests.harness.workers_deployment(proxied=True)`: main, two event persisters, one
-  stream writer and two generic workers on PostgreSQL + Redis, behind a real nginx running the
+- `workers`: `tests.harness.workers_deployment(proxied=True)`: main, one event persister, one
+  stream writer and two generic workers (Synapse's benchmark shape; the scaling runs vary the
+  number of persisters and generic workers) on PostgreSQL + Redis, behind a real nginx running the
   routing `homeserver routes` generates.
 
 Each process's start-up time is the time from spawning it to its first 200 on `/health` (for
@@ -23,6 +24,16 @@ from bench.common import RunningShape  # noqa: E402
 from tests import harness  # noqa: E402
 
 SHAPES = ("single", "workers")
+
+
+def role_name(process: str) -> str:
+    """The name Synapse's side of the benchmark gives the process in the same role, so the
+    table compares like with like: persister1 -> event_persister1, writer1 -> stream_writer1,
+    worker1 -> generic_worker1; main and nginx keep theirs."""
+    for ours, theirs in (("persister", "event_persister"), ("writer", "stream_writer"), ("worker", "generic_worker")):
+        if process.startswith(ours):
+            return theirs + process[len(ours):]
+    return process
 
 
 @contextmanager
@@ -53,9 +64,10 @@ def _timed_starts(durations: dict[str, float]) -> Iterator[None]:
         harness.NginxProxy.start = original_proxy  # type: ignore[method-assign]
 
 
-def start_ours(shape: str, workdir: str | None = None) -> RunningShape:
-    """Bring up `shape` of our homeserver. `workdir` is accepted for symmetry with Synapse's
-    side; the harness keeps each deployment in its own temporary directory, removed on stop."""
+def start_ours(shape: str, workdir: str | None = None, persisters: int = 1, generic_workers: int = 2) -> RunningShape:
+    """Bring up `shape` of our homeserver (`persisters` and `generic_workers` size the workers
+    shape). `workdir` is accepted for symmetry with Synapse's side; the harness keeps each
+    deployment in its own temporary directory, removed on stop."""
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}: choose from {', '.join(SHAPES)}")
     durations: dict[str, float] = {}
@@ -68,12 +80,13 @@ def start_ours(shape: str, workdir: str | None = None) -> RunningShape:
                 assert server.process is not None
                 pids = {"main": server.process.pid}
             else:
-                deployment = stack.enter_context(harness.workers_deployment(proxied=True))
+                deployment = stack.enter_context(harness.workers_deployment(
+                    proxied=True, persisters=persisters, generic_workers=generic_workers))
                 url, server_name = deployment.url, deployment.server_name
                 pids = {}
                 for name, process in deployment.processes.items():
                     assert process.process is not None
-                    pids[name] = process.process.pid
+                    pids[role_name(name)] = process.process.pid
                 assert deployment.proxy is not None and deployment.proxy.process is not None
                 pids["nginx"] = deployment.proxy.process.pid
     except BaseException:
@@ -89,7 +102,7 @@ def start_ours(shape: str, workdir: str | None = None) -> RunningShape:
             stack.close()
 
     return RunningShape(server="homeserver", shape=shape, url=url, server_name=server_name, pids=pids,
-                        startup_seconds={name: durations[name] for name in pids if name in durations},
+                        startup_seconds={role_name(name): seconds for name, seconds in durations.items()},
                         stop=stop)
 
 

@@ -110,7 +110,7 @@ class HomeServer:
         from homeserver.storage.persist_events import EventsPersister
 
         stores = self.stores
-        return EventsPersister(self.database, stores.event_ids, stores.events, stores.state)
+        return EventsPersister(self.database, stores.event_ids, stores.events, stores.state, stores.relations)
 
     @cached_property
     def state_handler(self) -> "StateHandler":

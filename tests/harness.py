@@ -321,8 +321,7 @@ def multi_process_deployment(
                 process.stop()
 
 
-# The stream writers of the `workers` shape.
-EVENT_PERSISTERS = ["persister1", "persister2"]
+# The streams `writer1` of the `workers` shape writes.
 EPHEMERAL_STREAMS = ["typing", "to_device", "account_data", "receipts", "presence"]
 
 
@@ -425,24 +424,27 @@ class Deployment:
 
 
 @contextmanager
-def workers_deployment(server_name: str | None = None, proxied: bool = True,
-                       **shared_overrides: Any) -> Iterator[Deployment]:
-    """The `workers` shape: main, two event persisters (`persister1`, `persister2`), one writer
-    of the typing, to_device, account_data, receipts and presence streams (`writer1`) and two
-    generic workers with a client listener (`worker1`, `worker2`), on a fresh PostgreSQL
+def workers_deployment(server_name: str | None = None, proxied: bool = True, persisters: int = 2,
+                       generic_workers: int = 2, **shared_overrides: Any) -> Iterator[Deployment]:
+    """The `workers` shape: main, event persisters (`persister1`, `persister2`, ...), one writer
+    of the typing, to_device, account_data, receipts and presence streams (`writer1`) and
+    generic workers with a client listener (`worker1`, `worker2`, ...), on a fresh PostgreSQL
     database with Redis replication and a replication secret, behind a real nginx running the
     generated routing (`proxied`; else clients talk to worker1 directly). The server name is
-    unique unless given (the Redis channel is named after it)."""
+    unique unless given (the Redis channel is named after it). The tests use the default two
+    persisters and two workers; the benchmark varies them."""
     server_name = server_name or f"workers-{secrets.token_hex(4)}.test"
-    writers = [*EVENT_PERSISTERS, "writer1"]  # started before the generic workers
-    ports = {name: free_port() for name in [*writers, "worker1", "worker2"]}
+    event_persisters = [f"persister{i}" for i in range(1, persisters + 1)]
+    clients = [f"worker{i}" for i in range(1, generic_workers + 1)]
+    writers = [*event_persisters, "writer1"]  # started before the generic workers
+    ports = {name: free_port() for name in [*writers, *clients]}
     # Every listener serves metrics too, as the single process's listener does.
     workers = [worker_config(name, ports[name], resources=("client", "replication", "metrics")) for name in writers]
-    workers += [worker_config(name, ports[name], resources=("client", "metrics")) for name in ("worker1", "worker2")]
+    workers += [worker_config(name, ports[name], resources=("client", "metrics")) for name in clients]
     overrides: dict[str, Any] = {
         "worker_replication_secret": "workers-" + secrets.token_hex(8),
         "instance_map": {name: {"host": "127.0.0.1", "port": ports[name]} for name in writers},
-        "stream_writers": {"events": EVENT_PERSISTERS, **{stream: ["writer1"] for stream in EPHEMERAL_STREAMS}},
+        "stream_writers": {"events": event_persisters, **{stream: ["writer1"] for stream in EPHEMERAL_STREAMS}},
     }
     overrides.update(shared_overrides)
     with multi_process_deployment(workers, server_name, **overrides) as processes:

@@ -43,9 +43,10 @@ class PrivateRedis:
     """A Redis server of this test alone (the shared one must never be stopped): started on a
     free port, killed with SIGKILL and started again on the same port."""
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, password: str | None = None):
         self.directory = directory
         self.port = free_port()
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> "PrivateRedis":
@@ -63,6 +64,7 @@ class PrivateRedis:
                 "127.0.0.1",
                 "--dir",
                 self.directory,
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -82,7 +84,9 @@ class PrivateRedis:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
                 sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
+                answer = sock.recv(64)
+                # With a password, an unauthenticated PING is refused: the server is up.
+                return answer.startswith(b"+PONG") or (self.password is not None and answer.startswith(b"-NOAUTH"))
         except OSError:
             return False
 
@@ -186,16 +190,17 @@ class Deployment:
 
 @contextmanager
 def deployment(
-    prefix: str, redis: bool | PrivateRedis = False, **kwargs: Any
+    prefix: str, redis: bool = False, redis_password: str | None = None, **kwargs: Any
 ) -> Iterator[Deployment]:
     """A Deployment on a fresh database (not started); with `redis=True` it gets a private
-    Redis, reachable as `deployment.redis`. Everything is stopped and removed afterwards; the
-    logs of a deployment whose block raised are kept under LOG_COPIES."""
+    Redis (asking for `redis_password` when given), reachable as `deployment.redis`.
+    Everything is stopped and removed afterwards; the logs of a deployment whose block raised
+    are kept under LOG_COPIES."""
     with (
         tempfile.TemporaryDirectory(prefix="hs-repl-") as directory,
         database_config("postgres", directory) as db,
     ):
-        private = PrivateRedis(directory).start() if redis else None
+        private = PrivateRedis(directory, redis_password).start() if redis else None
         d = Deployment(
             directory,
             db,
@@ -204,6 +209,8 @@ def deployment(
             **kwargs,
         )
         d.redis = private  # type: ignore[attr-defined]
+        if redis_password is not None:
+            d.shared["redis"]["password"] = redis_password
         try:
             yield d
         except BaseException:

@@ -16,7 +16,8 @@ SCENARIO_FIGURES = [
 ]
 PROCESSES = {
     "single": ["main"],
-    "workers": ["main", "persister1", "persister2", "writer1", "worker1", "worker2", "nginx"],
+    # Named after the Synapse process in the same role, so the table compares like with like.
+    "workers": ["main", "event_persister1", "stream_writer1", "generic_worker1", "generic_worker2", "nginx"],
 }
 
 
@@ -41,6 +42,27 @@ def test_bench_runner_smoke(tmp_path: object) -> None:
         for figure in expected:
             value = run["figures"].get(figure)
             assert isinstance(value, (int, float)) and value > 0, (shape, figure, value)
+        # The CPU our processes used while the scenarios ran (they did work, so some).
+        assert run["figures"].get("cpu_s.main", 0) > 0, run["figures"]
     # The table names every figure.
     for figure in SCENARIO_FIGURES:
         assert figure in proc.stdout
+
+
+def test_bench_scaling_smoke(tmp_path: object) -> None:
+    """The scaling runner sizes our workers shape as asked and reports send and fan-out for
+    each layout."""
+    out = os.path.join(str(tmp_path), "scaling.json")
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "scaling.py"), "--layouts", "2x1",
+         "--size", "smoke", "--json", out],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(out) as f:
+        run = json.load(f)["runs"]["2x1"]
+    assert set(run["pids"]) == {"main", "event_persister1", "event_persister2", "stream_writer1",
+                                "generic_worker1", "nginx"}
+    for figure in ("send_events_per_s", "fanout_latency_p50_ms"):
+        assert run["figures"].get(figure, 0) > 0, (figure, run["figures"])
+    assert "cpu s: event persisters" in proc.stdout

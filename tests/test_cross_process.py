@@ -123,6 +123,27 @@ def test_message_through_worker_a_wakes_long_poll_on_worker_b(cluster: Deploymen
     assert latency < 3.0, f"B's long-poll woke {latency:.1f}s after the send (its timeout is 10s)"
 
 
+def test_replication_through_a_redis_that_asks_for_a_password() -> None:
+    """`redis.password` is sent (AUTH) on both connections: a send on worker A wakes a
+    long-poll on worker B, which can only hear of it through Redis."""
+    with deployment("redisauth", redis=True, redis_password="s3cret-" + "x" * 8) as d:
+        for name in ("worker_a", "worker_b"):
+            d.add_worker(name)
+        d.start_all()
+        alice = new_user(d.url("worker_a"), "auth")
+        room = create_room(alice)
+        on_b = on(d.url("worker_b"), alice)
+        wait_until(lambda: room in sync_body(on_b, filter=NO_PRESENCE)["rooms"]["join"], 10)
+        token = quiet_token(on_b, [room])
+        thread, result = long_poll_in_background(on_b, token, 10000)
+        time.sleep(1.0)
+        sent_at = time.monotonic()
+        assert_ok(send_text(alice, room, "through an authenticated redis"))
+        thread.join(20)
+        assert timeline_bodies(result.get("body", {}), room) == ["through an authenticated redis"], result
+        assert result["returned"] - sent_at < 3.0, "B heard of the send only when its long-poll timed out"
+
+
 def test_tokens_from_one_process_work_on_another(cluster: Deployment) -> None:
     alice = new_user(cluster.url("worker_a"), "tokens")
     on_b = on(cluster.url("worker_b"), alice)

@@ -265,6 +265,14 @@ async def start(hs: HomeServer, pid_file: str | None, on_started: Callable[[list
 _exit_code = 0
 
 
+def _leave_out_tls_libraries(config: HomeServerConfig) -> None:
+    """Listeners never speak TLS (the proxy terminates it) and Redis over TLS is refused, so
+    unless an `instance_map` entry asks for HTTPS nothing here needs pyOpenSSL: keep Twisted
+    from loading it (and `cryptography` with it), which saves about 12 MB in every process."""
+    if not any(location.tls for location in config.worker.instance_map.values()):
+        sys.modules.setdefault("OpenSSL", None)  # type: ignore[arg-type]  # importing it now raises ImportError
+
+
 def stop_reactor(exit_code: int = 0) -> None:
     from twisted.internet import reactor
 
@@ -290,6 +298,7 @@ def run(config: HomeServerConfig, log_config: str | None, pid_file: str | None,
         # Before the reactor exists: nothing it sets up (threads, its waker) survives a fork well.
         daemonize_process(config.instance_name)
 
+    _leave_out_tls_libraries(config)
     from twisted.internet import reactor
 
     try:

@@ -146,6 +146,9 @@ class AccountDataSyncSource:
         since = context.since_position(self.key)
         if since is None or context.full_state:
             data = await self.store.get_all_for_user(context.user_id, upto)
+        elif not context.newly_joined_room_ids and not self.hs.stores.account_data_ids.changes.has_entity_changed(
+                context.user_id, since):
+            return False
         else:
             data = await self.store.get_changed_for_user(context.user_id, since, upto, context.newly_joined_room_ids)
         return self._add(context, response, data)

@@ -60,7 +60,7 @@ class DeviceListHandler:
         if from_devices < to_devices:
             result.changed = await self.store.get_changed_users_sharing_rooms(user_id, from_devices, to_devices)
             result.changed |= await self.hs.stores.e2e_keys.get_users_whose_signatures_changed(user_id, from_devices, to_devices)
-        if from_events < to_events:
+        if from_events < to_events and await self._memberships_moved(user_id, from_events):
             moves = _MembershipMoves()
             for room_id, target, membership, previous in await self.store.get_membership_changes(user_id, from_events, to_events):
                 moves.record(user_id, room_id, target, membership, previous)
@@ -70,6 +70,15 @@ class DeviceListHandler:
             result.left = candidates - await self.store.filter_users_sharing_rooms(user_id, candidates)
             result.changed -= result.left
         return result
+
+    async def _memberships_moved(self, user_id: str, since: int) -> bool:
+        """Whether the user's memberships, or the members of a room they are in, may have
+        changed after `since` (from the events stream's change cache: no query when not)."""
+        changes = self.hs.stores.event_ids.changes
+        if changes.has_entity_changed(user_id, since):
+            return True
+        memberships = await self.hs.stores.members.get_memberships_for_user(user_id)
+        return bool(changes.get_entities_changed([r for r, m, _, _ in memberships if m == "join"], since))
 
     async def notify_device_change(self, user_id: str) -> None:
         """Wake the syncs of the user and of everyone sharing a room with them."""
@@ -103,7 +112,6 @@ class DeviceListsSyncSource:
         device_id = context.requester.device_id
         if device_id is None:
             return
-        counts = {DEFAULT_ONE_TIME_KEY_ALGORITHM: 0}
-        counts.update(await self.keys.count_one_time_keys(context.user_id, device_id))
-        response["device_one_time_keys_count"] = counts
-        response["device_unused_fallback_key_types"] = await self.keys.get_unused_fallback_key_types(context.user_id, device_id)
+        keys = await self.keys.get_key_counts(context.user_id, device_id)
+        response["device_one_time_keys_count"] = {DEFAULT_ONE_TIME_KEY_ALGORITHM: 0, **keys.one_time}
+        response["device_unused_fallback_key_types"] = list(keys.unused_fallback_types)

@@ -269,7 +269,7 @@ class UnreadCountsSyncSource:
     async def _rooms_read_since(self, context: SyncContext) -> list[str]:
         """Joined rooms where the user's read receipt moved since the token."""
         since = context.since_position("receipts")
-        if since is None:
+        if since is None or not self.hs.stores.receipts_ids.changes.has_entity_changed(context.user_id, since):
             return []
         changed = await self.hs.stores.receipts.get_rooms_with_own_receipts_between(
             context.user_id, since, context.now.receipts

@@ -189,7 +189,8 @@ class ReceiptsSyncSource:
             full, changed = rooms, []
         else:
             full = [r for r in rooms if r in context.newly_joined_room_ids]
-            changed = [r for r in rooms if r not in context.newly_joined_room_ids] if since < upto else []
+            others = [r for r in rooms if r not in context.newly_joined_room_ids] if since < upto else []
+            changed = self.hs.stores.receipts_ids.changes.get_entities_changed(others, since)
         receipts = await self.store.get_room_receipts(full, context.user_id, upto)
         if changed:
             receipts += await self.store.get_room_receipts(changed, context.user_id, upto, since)

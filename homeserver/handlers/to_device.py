@@ -9,6 +9,7 @@ from homeserver.handlers.sync_sources import SyncContext
 from homeserver.http.auth import Requester
 from homeserver.http.errors import bad_json, invalid_param
 from homeserver.tokens import StreamToken
+from homeserver.util.caches import LruCache
 from homeserver.util.stringutils import is_valid_user_id
 
 if TYPE_CHECKING:
@@ -70,13 +71,16 @@ def _validate_messages(messages: Any) -> dict[str, dict[str, Any]]:
 
 class ToDeviceSyncSource:
     """Adds `to_device.events` for the syncing device; the sync token's `to_device` position
-    says how far the device has received."""
+    says how far the device has received. The stream's `changes` (recipients) lets a sync
+    skip both queries when nothing was sent to the user."""
 
     key = "to_device"
 
     def __init__(self, hs: "HomeServer"):
         self.store = hs.stores.to_device
         self.stream_ids = hs.stores.to_device_ids
+        # (user, device) -> the position up to which this process deleted acknowledged messages.
+        self._deleted_upto: LruCache[tuple[str, str], int] = LruCache("to_device_deleted_upto", 50_000)
 
     def current_position(self) -> int:
         return self.stream_ids.get_current_token()
@@ -86,9 +90,18 @@ class ToDeviceSyncSource:
         if device_id is None:
             return False
         user_id = context.user_id
-        since = context.since_position(self.key) or 0
-        if since:
-            await self.store.delete_messages_for_device(user_id, device_id, since)
+        since_position = context.since_position(self.key)
+        since = since_position or 0
+        changes = self.stream_ids.changes
+        if since_position is not None:
+            key = (user_id, device_id)
+            deleted_upto = self._deleted_upto.get(key)
+            # Nothing sent to the user since the last delete here: nothing left to delete.
+            if deleted_upto is None or deleted_upto < since and changes.has_entity_changed(user_id, deleted_upto):
+                await self.store.delete_messages_for_device(user_id, device_id, since)
+                self._deleted_upto.set(key, since)
+            if not changes.has_entity_changed(user_id, since):
+                return False
         messages = await self.store.get_messages_for_device(user_id, device_id, since, context.now.to_device, MAX_MESSAGES_PER_SYNC)
         if not messages:
             return False

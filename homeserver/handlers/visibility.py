@@ -28,20 +28,25 @@ class VisibilityHandler:
             state[key] for state in states.values() for key in (HISTORY_VISIBILITY, member_key) if key in state
         }
         state_events = await stores.events.get_events(wanted_ids)
-        current = await stores.members.get_memberships_in_rooms(user_id, list({e.room_id for e in events}))
-        visible = []
+        facts = []
         for event in events:
             state = states.get(event.event_id, {})
             hv_event = state_events.get(state.get(HISTORY_VISIBILITY, ""))
             visibility = hv_event.content.get("history_visibility", "shared") if hv_event else "shared"
             member_event = state_events.get(state.get(member_key, ""))
-            membership_then = member_event.membership if member_event else None
+            facts.append((event, visibility, member_event.membership if member_event else None))
+        # The current membership matters only for events the user was not joined at (the
+        # usual /sync timeline needs no query).
+        rooms_needing_current = list({e.room_id for e, _, then in facts if then != "join"})
+        current = await stores.members.get_memberships_in_rooms(user_id, rooms_needing_current) if rooms_needing_current else {}
+        visible = []
+        for event, visibility, membership_then in facts:
             allowed = _allowed(event, user_id, visibility, membership_then, current.get(event.room_id))
             if not allowed and event.type == HISTORY_VISIBILITY[0] and event.state_key == "":
                 # A history_visibility event is visible if the visibility before it allows, too.
                 previous = event.unsigned.get("prev_content")
                 before = previous.get("history_visibility", "shared") if isinstance(previous, dict) else "shared"
-                allowed = _allowed(event, user_id, before, membership_then, current[event.room_id])
+                allowed = _allowed(event, user_id, before, membership_then, current.get(event.room_id))
             if allowed:
                 visible.append(event)
         return visible

@@ -52,6 +52,14 @@ class ReplicatedStream:
         except Exception:
             logger.warning("Could not read the %s rows up to %d; waking everyone", self.name, target, exc_info=True)
             affected = None
+        # What changed is recorded before the position moves: a sync that sees the new
+        # position must also see that these users and rooms changed.
+        changes = self.ids.changes
+        if affected is None:
+            changes.all_changed(target)
+        else:
+            for entity in set().union(*affected):
+                changes.entity_has_changed(entity, target)
         self.ids.advance(instance, target)
         if affected is None:
             self.hs.notifier.wake_all()
@@ -61,12 +69,16 @@ class ReplicatedStream:
 
     async def affected(self, after: int, upto: int) -> tuple[set[str], set[str]] | None:
         """The users and rooms whose waiting requests should wake for rows in (after, upto]
-        (of any writer: waking a few more is harmless); None wakes everyone."""
+        (of any writer: waking a few more is harmless); None wakes everyone. They are also
+        recorded in the stream's `changes`, so a stream whose syncs consult `changes` must
+        name every entity here."""
         stores = self.hs.stores
         if self.name == "account_data":
             return {row.user_id for row in await stores.account_data.get_updates_since(after, upto)}, set()
         if self.name == "receipts":
-            return set(), {r.room_id for r in await stores.receipts.get_receipts_since(after, upto)}
+            # The author too: their own receipt moves their unread counts.
+            receipts = await stores.receipts.get_receipts_since(after, upto)
+            return {r.user_id for r in receipts}, {r.room_id for r in receipts}
         if self.name == "to_device":
             return {user_id for _, user_id, _ in await stores.to_device.get_recipients_since(after, upto)}, set()
         if self.name == "push_rules":
@@ -86,6 +98,14 @@ class EventsStream(ReplicatedStream):
                 break
             # Wake only after advancing: a woken sync reads the token at once.
             users, rooms = self.hs.notifier.on_new_room_rows(rows, self.hs.stores.events, wake=False)
+            stores = self.hs.stores
+            for row in rows:
+                for entity in row.changed_entities():
+                    self.ids.changes.entity_has_changed(entity, row.stream_ordering)
+            for row in rows:  # what every woken /sync reads for a new event
+                if row.state_group is not None:
+                    stores.state.prime_event_group(row.event_id, row.state_group)
+                stores.relations.prime_new_event(row.event_id, row.stream_ordering)
             known = rows[-1].stream_ordering
             self.ids.advance(instance, known)
             self.hs.notifier.wake(users=users, rooms=rooms)

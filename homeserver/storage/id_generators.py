@@ -5,13 +5,19 @@ On PostgreSQL positions come from a sequence shared by every writer of the strea
 flight; its *position* is the highest id below which all of its own ids are committed (or,
 when it has nothing in flight, the highest id it has seen from anyone). A stream's *current
 token* — the position every reader may safely serve — is the minimum over the writers.
+
+Each generator also keeps `changes`, a `StreamChangeCache` of the entities (users, rooms) its
+rows touched: a writer records them when its transaction commits, before its position moves;
+a reader records them while catching up, before it advances. A sync can then skip the query
+for a user the stream has not touched since the sync's token.
 """
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from homeserver.storage.database import Database, Txn
+from homeserver.util.stream_change_cache import StreamChangeCache
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +54,8 @@ class StreamIdGenerator:
         # Called on the reactor whenever this writer's own position moves forward: with True
         # when its own write finished, False when it caught up with other writers' ids.
         self.on_local_advance: list[Callable[[bool], None]] = []
+        # Which entities changed after a position; answers "changed" until `load`.
+        self.changes = StreamChangeCache(stream_name, 2**62)
 
     @property
     def is_writer(self) -> bool:
@@ -102,9 +110,13 @@ class StreamIdGenerator:
             if not stored and not self.is_writer:
                 for writer in self.writers:
                     self._positions[writer] = table_max
+        # Everything after the current token reaches this process through a local commit or
+        # replication, both of which record what they touched.
+        self.changes.reset(self.get_current_token())
 
-    def get_next_txn(self, txn: Txn) -> int:
-        """Allocate the next position inside `txn`; it becomes visible once `txn` commits."""
+    def get_next_txn(self, txn: Txn, changed: Iterable[str] = ()) -> int:
+        """Allocate the next position inside `txn`; it becomes visible once `txn` commits.
+        `changed` are the entities (user or room ids) the row touches, for `changes`."""
         if not self.is_writer:
             raise NotAWriterError(f"{self.instance_name} does not write the {self.stream_name} stream")
         if self._sqlite:
@@ -127,11 +139,14 @@ class StreamIdGenerator:
                 self._fetching.remove(floor)
                 self._unfinished.add(next_id)
                 self._max_seen = max(self._max_seen, next_id)
-        txn.call_after_commit(lambda: self._mark_finished(next_id))
+        entities = tuple(changed)
+        txn.call_after_commit(lambda: self._mark_finished(next_id, entities))
         txn.call_on_failure(lambda: self._mark_finished(next_id))
         return next_id
 
-    def _mark_finished(self, stream_id: int) -> None:
+    def _mark_finished(self, stream_id: int, changed: tuple[str, ...] = ()) -> None:
+        for entity in changed:
+            self.changes.entity_has_changed(entity, stream_id)
         with self._lock:
             self._unfinished.discard(stream_id)
             if self._unfinished:

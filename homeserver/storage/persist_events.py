@@ -17,7 +17,8 @@ from twisted.internet import defer
 from homeserver.events.event import Event
 from homeserver.storage.database import Database, Txn
 from homeserver.storage.id_generators import StreamIdGenerator
-from homeserver.storage.stores.events import EventsStore, in_list
+from homeserver.storage.stores.events import EventsStore, changed_entities, in_list
+from homeserver.storage.stores.relations import RelationsStore
 from homeserver.storage.stores.search import delete_search_txn, store_search_txn
 from homeserver.storage.stores.state import StateKey, StateStore
 
@@ -45,11 +46,13 @@ class EventContext:
 
 
 class EventsPersister:
-    def __init__(self, db: Database, ids: StreamIdGenerator, events: EventsStore, state: StateStore):
+    def __init__(self, db: Database, ids: StreamIdGenerator, events: EventsStore, state: StateStore,
+                 relations: RelationsStore):
         self.db = db
         self.ids = ids
         self.events = events
         self.state = state
+        self.relations = relations
         self._queue: list[tuple[Event, EventContext, defer.Deferred[int]]] = []
         self._draining = False
         self.on_persisted: list[Callable[[list[Event]], Awaitable[None] | None]] = []
@@ -96,7 +99,7 @@ class EventsPersister:
         return [self._persist_one_txn(txn, event, context) for event, context in pairs]
 
     def _persist_one_txn(self, txn: Txn, event: Event, context: EventContext) -> int:
-        ordering = self.ids.get_next_txn(txn)
+        ordering = self.ids.get_next_txn(txn, changed_entities(event.room_id, event.type, event.state_key, _parent(event)))
         event.internal_metadata["stream_ordering"] = ordering
         event.internal_metadata["topological_ordering"] = event.depth
         pdu = event.get_pdu_json()
@@ -116,7 +119,14 @@ class EventsPersister:
         extremities_left = self._update_extremities_txn(txn, event)
         self._store_extras_txn(txn, event, context, ordering)
         self._store_state_txn(txn, event, context, extremities_left)
+        # Every woken /sync reads these for the new event: have them ready.
+        txn.call_after_commit(lambda: self._prime_caches(event, ordering, context.state_group_after))
         return ordering
+
+    def _prime_caches(self, event: Event, ordering: int, state_group: int | None) -> None:
+        if state_group is not None:
+            self.state.prime_event_group(event.event_id, state_group)
+        self.relations.prime_new_event(event.event_id, ordering)
 
     def _update_extremities_txn(self, txn: Txn, event: Event) -> list[str]:
         prev_ids = event.prev_event_ids()
@@ -191,6 +201,12 @@ class EventsPersister:
                 "INSERT INTO event_txn_ids (user_id, scope, txn_id, room_id, event_id, inserted_ts) VALUES (?, ?, ?, ?, ?, ?)",
                 (user_id, scope, txn_id, event.room_id, event.event_id, event.origin_server_ts),
             )
+
+
+def _parent(event: Event) -> str | None:
+    """The event this one relates to (`m.relates_to.event_id`), if it names one."""
+    relation = event.content.get("m.relates_to")
+    return _str_or_none(relation.get("event_id")) if isinstance(relation, dict) else None
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -17,6 +17,20 @@ class StreamChangeCache:
         if len(self._last_change) > self._max_size:
             self._evict()
 
+    def reset(self, earliest_known: int) -> None:
+        """Forget everything: the cache answers only for positions from `earliest_known` on."""
+        self._earliest_known = earliest_known
+        self._last_change = {}
+
+    def all_changed(self, position: int) -> None:
+        """Something up to `position` changed without saying what: answer "changed" for any
+        earlier position from now on."""
+        self._earliest_known = max(self._earliest_known, position)
+
+    def last_change(self, entity: str) -> int | None:
+        """The latest position at which `entity` is known to have changed, if any."""
+        return self._last_change.get(entity)
+
     def has_entity_changed(self, entity: str, since: int) -> bool:
         if since < self._earliest_known:
             return True

@@ -44,7 +44,7 @@ class Stores:
             "to_device", instance_name, stream_writers["to_device"], "to_device_sends", "to_device_sequence"
         )
         self.to_device = ToDeviceStore(db, self.to_device_ids)
-        self.e2e_keys = EndToEndKeyStore(db, self.devices)
+        self.e2e_keys = EndToEndKeyStore(db, self.devices, self.caches)
         self.device_lists = DeviceListStore(db)
         self.room_keys = RoomKeysStore(db)
         self.event_ids = StreamIdGenerator(
@@ -53,8 +53,8 @@ class Stores:
         self.events = EventsStore(db)
         self.state = StateStore(db)
         self.rooms = RoomStore(db)
-        self.members = RoomMemberStore(db)
-        self.relations = RelationsStore(db)
+        self.members = RoomMemberStore(db, self.event_ids)
+        self.relations = RelationsStore(db, self.event_ids)
         self.search = SearchStore(db)
         self.timeline = TimelineStore(db)
         self.filters = FilterStore(db)

@@ -55,7 +55,7 @@ class AccountDataStore:
         self.stream_ids = stream_ids
 
     def _upsert_txn(self, txn: Txn, user_id: str, room_id: str, data_type: str, content: dict[str, Any]) -> int:
-        stream_id = self.stream_ids.get_next_txn(txn)
+        stream_id = self.stream_ids.get_next_txn(txn, (user_id,))
         txn.execute(
             "INSERT INTO account_data (user_id, room_id, account_data_type, content, stream_id, instance_name)"
             " VALUES (?, ?, ?, ?, ?, ?)"

@@ -11,10 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeserver.storage.database import Database, Txn
+from homeserver.storage.stores.caches import CacheInvalidationStore
 from homeserver.storage.stores.devices import DeviceStore
+from homeserver.util.caches import LruCache
 
 # Rows per statement when a query lists many users or devices (SQLite's variable limit).
 BATCH = 300
+# The `caches` stream name of the per-device key counts every /sync reports.
+KEY_COUNTS_CACHE = "e2e_key_counts"
 
 JsonDict = dict[str, Any]
 
@@ -43,10 +47,62 @@ def _add_signature(target: JsonDict, signer: str, key_id: str, signature: str) -
     target.setdefault("signatures", {}).setdefault(signer, {})[key_id] = signature
 
 
+@dataclass(frozen=True)
+class KeyCounts:
+    """What every /sync tells a device about its own keys."""
+
+    one_time: dict[str, int]
+    unused_fallback_types: list[str]
+
+
+def _device_key(user_id: str, device_id: str) -> str:
+    return json.dumps([user_id, device_id])
+
+
 class EndToEndKeyStore:
-    def __init__(self, db: Database, devices: DeviceStore):
+    def __init__(self, db: Database, devices: DeviceStore, caches: CacheInvalidationStore):
         self.db = db
         self.devices = devices
+        self.caches = caches
+        # Per device; every write of one-time or fallback keys invalidates it on every process.
+        self._key_counts: LruCache[str, KeyCounts] = LruCache(KEY_COUNTS_CACHE, 50_000)
+        # Bumped by every invalidation: a read that overlapped one does not fill the cache.
+        self._key_counts_generation = 0
+        caches.register(KEY_COUNTS_CACHE, self._forget_key_counts)
+
+    def _forget_key_counts(self, keys: list[str]) -> None:
+        self._key_counts_generation += 1
+        for key in keys:
+            self._key_counts.invalidate(key)
+
+    def _key_counts_changed_txn(self, txn: Txn, devices: Iterable[tuple[str, str]]) -> None:
+        keys = sorted({_device_key(u, d) for u, d in devices})
+        if keys:
+            self.caches.invalidate_txn(txn, KEY_COUNTS_CACHE, keys)
+
+    async def get_key_counts(self, user_id: str, device_id: str) -> KeyCounts:
+        """The device's one-time key count per algorithm and its unused fallback key types."""
+        key = _device_key(user_id, device_id)
+        cached = self._key_counts.get(key)
+        if cached is not None:
+            return cached
+        generation = self._key_counts_generation
+        counts = await self.db.run_interaction("get_key_counts", self._key_counts_txn, user_id, device_id)
+        if generation == self._key_counts_generation:
+            self._key_counts.set(key, counts)
+        return counts
+
+    def _key_counts_txn(self, txn: Txn, user_id: str, device_id: str) -> KeyCounts:
+        txn.execute(
+            "SELECT algorithm, COUNT(*) FROM e2e_one_time_keys WHERE user_id = ? AND device_id = ? GROUP BY algorithm",
+            (user_id, device_id),
+        )
+        one_time = {algorithm: int(count) for algorithm, count in txn.fetchall()}
+        txn.execute(
+            "SELECT algorithm FROM e2e_fallback_keys WHERE user_id = ? AND device_id = ? AND used = 0 ORDER BY algorithm",
+            (user_id, device_id),
+        )
+        return KeyCounts(one_time, [r[0] for r in txn.fetchall()])
 
     # --- device keys -------------------------------------------------------------------------
 
@@ -109,6 +165,7 @@ class EndToEndKeyStore:
             args = [(user_id, d) for d in device_ids]
             for table in ("e2e_device_keys", "e2e_one_time_keys", "e2e_fallback_keys"):
                 txn.execute_many(f"DELETE FROM {table} WHERE user_id = ? AND device_id = ?", args)
+            self._key_counts_changed_txn(txn, args)
 
         await self.db.run_interaction("delete_keys_for_devices", txn_fn)
 
@@ -130,22 +187,19 @@ class EndToEndKeyStore:
     async def add_one_time_keys(self, user_id: str, device_id: str, keys: list[tuple[str, str, Any]], ts: int) -> None:
         """Insert (algorithm, key_id, key) rows; a key id uploaded twice is kept once."""
         rows = [(user_id, device_id, a, k, ts, json.dumps(v, sort_keys=True)) for a, k, v in keys]
-        await self.db.run_interaction(
-            "add_one_time_keys",
-            lambda txn: txn.execute_many(
+
+        def txn_fn(txn: Txn) -> None:
+            txn.execute_many(
                 "INSERT INTO e2e_one_time_keys (user_id, device_id, algorithm, key_id, ts_added_ms, key_json)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, device_id, algorithm, key_id) DO NOTHING",
                 rows,
-            ),
-        )
+            )
+            self._key_counts_changed_txn(txn, [(user_id, device_id)])
+
+        await self.db.run_interaction("add_one_time_keys", txn_fn)
 
     async def count_one_time_keys(self, user_id: str, device_id: str) -> dict[str, int]:
-        rows = await self.db.execute(
-            "count_one_time_keys",
-            "SELECT algorithm, COUNT(*) FROM e2e_one_time_keys WHERE user_id = ? AND device_id = ? GROUP BY algorithm",
-            user_id, device_id,
-        )
-        return {algorithm: int(count) for algorithm, count in rows}
+        return dict((await self.get_key_counts(user_id, device_id)).one_time)
 
     async def set_fallback_keys(self, user_id: str, device_id: str, keys: list[tuple[str, str, Any]]) -> None:
         """Replace the device's fallback key of each algorithm; re-uploading the current key
@@ -166,16 +220,12 @@ class EndToEndKeyStore:
                     " key_id = excluded.key_id, key_json = excluded.key_json, used = 0",
                     (user_id, device_id, algorithm, key_id, key_json),
                 )
+                self._key_counts_changed_txn(txn, [(user_id, device_id)])
 
         await self.db.run_interaction("set_fallback_keys", txn_fn)
 
     async def get_unused_fallback_key_types(self, user_id: str, device_id: str) -> list[str]:
-        rows = await self.db.execute(
-            "get_unused_fallback_key_types",
-            "SELECT algorithm FROM e2e_fallback_keys WHERE user_id = ? AND device_id = ? AND used = 0 ORDER BY algorithm",
-            user_id, device_id,
-        )
-        return [r[0] for r in rows]
+        return list((await self.get_key_counts(user_id, device_id)).unused_fallback_types)
 
     async def claim_keys(self, query: list[tuple[str, str, str]]) -> dict[str, dict[str, dict[str, Any]]]:
         """For each (user, device, algorithm): take (delete) the oldest one-time key, or else
@@ -190,6 +240,7 @@ class EndToEndKeyStore:
                 taken.update(self._use_fallback_keys_txn(txn, missing))
                 for (user_id, device_id, algorithm), (key_id, key) in taken.items():
                     claimed.setdefault(user_id, {}).setdefault(device_id, {})[f"{algorithm}:{key_id}"] = key
+            self._key_counts_changed_txn(txn, [(u, d) for u, devices in claimed.items() for d in devices])
             return claimed
 
         return await self.db.run_interaction("claim_keys", txn_fn)

@@ -6,6 +6,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from twisted.internet import defer
+
 from homeserver.events.event import Event
 from homeserver.events.redaction import prune_event
 from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS
@@ -31,10 +33,33 @@ def in_list(column: str, values: Collection[Any]) -> tuple[str, list[Any]]:
     return f"{column} IN ({placeholders(values)})", list(values)
 
 
+class _Fetch:
+    """One read of events from the database that other requests for the same ids join,
+    instead of reading them again (a new event is read by every woken /sync at once)."""
+
+    def __init__(self) -> None:
+        self._waiters: list[defer.Deferred[dict[str, Event]]] = []
+
+    def wait(self) -> "defer.Deferred[dict[str, Event]]":
+        waiter: defer.Deferred[dict[str, Event]] = defer.Deferred()
+        self._waiters.append(waiter)
+        return waiter
+
+    def finish(self, result: dict[str, Event] | None, error: BaseException | None = None) -> None:
+        for waiter in self._waiters:
+            if error is not None:
+                waiter.errback(error)
+            else:
+                waiter.callback(result or {})
+
+
 class EventsStore:
     def __init__(self, db: Database):
         self.db = db
         self._event_cache: LruCache[str, Event] = LruCache("events", 50_000)
+        self._fetching: dict[str, _Fetch] = {}
+        # Bumped by every invalidation: a read that overlapped one does not fill the cache.
+        self._generation = 0
 
     # --- events by id ----------------------------------------------------------------------
 
@@ -50,16 +75,57 @@ class EventsStore:
             else:
                 missing.append(event_id)
         if missing:
-            fetched = await self.db.run_interaction("get_events", self._fetch_events_txn, missing)
-            for event in fetched.values():
-                self._event_cache.set(event.event_id, event)
-            found.update(fetched)
+            found.update(await self._fetch(missing))
         if not allow_rejected:
             found = {k: v for k, v in found.items() if v.rejected_reason is None}
         return found
 
     async def get_event(self, event_id: str, allow_rejected: bool = False) -> Event | None:
         return (await self.get_events([event_id], allow_rejected)).get(event_id)
+
+    async def _fetch(self, event_ids: list[str]) -> dict[str, Event]:
+        """Read events not in the cache, joining reads of the same ids already under way."""
+        joined: dict[_Fetch, list[str]] = {}
+        mine: list[str] = []
+        for event_id in event_ids:
+            fetch = self._fetching.get(event_id)
+            if fetch is None:
+                mine.append(event_id)
+            else:
+                joined.setdefault(fetch, []).append(event_id)
+        waits = [(fetch.wait(), ids) for fetch, ids in joined.items()]
+        found: dict[str, Event] = {}
+        if mine:
+            try:
+                found.update(await self._read(mine))
+            except BaseException:
+                for waiter, _ in waits:
+                    waiter.addErrback(lambda _: None)  # failing anyway; nobody awaits these
+                raise
+        for waiter, ids in waits:
+            result = await waiter
+            found.update({event_id: result[event_id] for event_id in ids if event_id in result})
+        return found
+
+    async def _read(self, event_ids: list[str]) -> dict[str, Event]:
+        fetch = _Fetch()
+        for event_id in event_ids:
+            self._fetching[event_id] = fetch
+        generation = self._generation
+        try:
+            fetched = await self.db.run_interaction("get_events", self._fetch_events_txn, event_ids)
+        except BaseException as e:
+            fetch.finish(None, e)
+            raise
+        finally:
+            for event_id in event_ids:
+                if self._fetching.get(event_id) is fetch:
+                    del self._fetching[event_id]
+        if generation == self._generation:
+            for event in fetched.values():
+                self._event_cache.set(event.event_id, event)
+        fetch.finish(fetched)
+        return fetched
 
     def _fetch_events_txn(self, txn: Txn, event_ids: list[str]) -> dict[str, Event]:
         result: dict[str, Event] = {}
@@ -119,7 +185,10 @@ class EventsStore:
             events[redacted_id] = pruned
 
     def invalidate_event(self, event_id: str) -> None:
+        self._generation += 1
         self._event_cache.invalidate(event_id)
+        # A read under way may predate the change: later requests read afresh.
+        self._fetching.pop(event_id, None)
 
     # --- the room graph ----------------------------------------------------------------------
 
@@ -289,13 +358,17 @@ class TimelineStore:
         """The events one writer persisted with `after < stream <= upto`, for replication."""
         rows = await self.db.execute(
             "get_event_rows_by_writer",
-            "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, r.redacts, e.sender FROM events AS e"
+            "SELECT e.stream_ordering, e.event_id, e.room_id, e.type, e.state_key, r.redacts, e.sender,"
+            " rel.relates_to_id, g.state_group FROM events AS e"
             " LEFT JOIN redactions AS r ON r.event_id = e.event_id"
+            " LEFT JOIN event_relations AS rel ON rel.event_id = e.event_id"
+            " LEFT JOIN event_to_state_groups AS g ON g.event_id = e.event_id"
             " WHERE e.instance_name = ? AND e.stream_ordering > ? AND e.stream_ordering <= ?"
             " ORDER BY e.stream_ordering LIMIT ?",
             instance, after, upto, limit,
         )
-        return [EventRow(int(s), e, r, t, k, red, sender) for s, e, r, t, k, red, sender in rows]
+        return [EventRow(int(s), e, r, t, k, red, sender, rel, None if g is None else int(g))
+                for s, e, r, t, k, red, sender, rel, g in rows]
 
 
 @dataclass(frozen=True)
@@ -309,3 +382,22 @@ class EventRow:
     state_key: str | None
     redacts: str | None
     sender: str
+    relates_to: str | None = None
+    state_group: int | None = None
+
+    def changed_entities(self) -> list[str]:
+        """What the events stream's `changes` records for this event (see `changed_entities`)."""
+        return changed_entities(self.room_id, self.type, self.state_key, self.relates_to)
+
+
+def changed_entities(room_id: str, event_type: str, state_key: str | None, relates_to: str | None) -> list[str]:
+    """The entities an event changes in the events stream's `changes`: for a membership event
+    its room and its target user (whose memberships and the room's members are cached), for a
+    relation its parent event (whose thread summary is cached). Other events change nothing
+    cached this way (the notifier's `room_changes` tracks every room's timeline)."""
+    entities = []
+    if event_type == "m.room.member" and state_key:
+        entities += [room_id, state_key]
+    if relates_to:
+        entities.append(relates_to)
+    return entities

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from homeserver.storage.database import Database, Txn
 from homeserver.storage.id_generators import StreamIdGenerator
 from homeserver.storage.stores.events import in_list
+from homeserver.util.caches import StreamCache
 
 UNTHREADED = ""
 PRIVATE_READ = "m.read.private"
@@ -35,10 +36,18 @@ def _receipt(row: tuple[str, str, str, str, str, int, int]) -> Receipt:
     return Receipt(room_id, receipt_type, user_id, thread_id or None, event_id, int(ts), int(stream_id))
 
 
+def _user_of(key: tuple[str, str]) -> str:
+    return key[0]
+
+
 class ReceiptsStore:
     def __init__(self, db: Database, stream_ids: StreamIdGenerator):
         self.db = db
         self.stream_ids = stream_ids
+        # (user, room) -> how far the user has read; valid until the stream records a receipt
+        # of theirs (writes record (user, room), replication records the authors).
+        self._last_read: StreamCache[tuple[str, str], int] = StreamCache(
+            "last_read_orderings", stream_ids.changes, stream_ids.get_current_token, 50_000)
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -59,7 +68,7 @@ class ReceiptsStore:
             row = txn.fetchone()
             if row is not None and int(row[0]) >= event_stream_ordering:
                 return None
-            stream_id = self.stream_ids.get_next_txn(txn)
+            stream_id = self.stream_ids.get_next_txn(txn, (user_id, room_id))
             txn.execute(
                 "INSERT INTO receipts (room_id, receipt_type, user_id, thread_id, event_id, event_stream_ordering,"
                 " ts, stream_id, instance_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -106,9 +115,15 @@ class ReceiptsStore:
 
     async def get_last_read_stream_orderings(self, user_id: str, room_ids: list[str]) -> dict[str, int]:
         """Per room, the events-stream position of the event of the user's latest `m.read` or
-        `m.read.private` receipt in any thread; rooms without one are left out."""
-        if not room_ids:
-            return {}
+        `m.read.private` receipt in any thread; rooms without one are left out. Read on every
+        /sync with unread counts; cached until the user's next receipt."""
+        found = await self._last_read.get_many(
+            [(user_id, room_id) for room_id in room_ids], _user_of,
+            lambda keys: self._read_last_read_stream_orderings(user_id, [room_id for _, room_id in keys]), 0,
+        )
+        return {room_id: ordering for (_, room_id), ordering in found.items() if ordering}
+
+    async def _read_last_read_stream_orderings(self, user_id: str, room_ids: list[str]) -> dict[tuple[str, str], int]:
         rooms_clause, room_args = in_list("room_id", room_ids)
         types_clause, type_args = in_list("receipt_type", READ_TYPES)
         rows = await self.db.execute(
@@ -117,7 +132,7 @@ class ReceiptsStore:
             f" AND {types_clause} GROUP BY room_id",
             user_id, *room_args, *type_args,
         )
-        return {room_id: int(ordering) for room_id, ordering in rows}
+        return {(user_id, room_id): int(ordering) for room_id, ordering in rows}
 
     # --- catching up on the stream ------------------------------------------------------------------
 

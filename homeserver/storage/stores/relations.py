@@ -4,12 +4,21 @@ list of a room's threads."""
 from typing import Any
 
 from homeserver.storage.database import Database
+from homeserver.storage.id_generators import StreamIdGenerator
 from homeserver.storage.stores.events import TopologicalPosition, in_list
+from homeserver.util.caches import StreamCache
+
+# Cached for an event known to have no thread: only a new relation to it (recorded in the
+# events stream's `changes` under its id) can give it one; a redaction can only take replies
+# away. Events with a thread are read every time.
+_NO_THREAD = (0, "")
 
 
 class RelationsStore:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, event_ids: StreamIdGenerator):
         self.db = db
+        self._without_thread: StreamCache[str, tuple[int, str]] = StreamCache(
+            "events_without_thread", event_ids.changes, event_ids.get_current_token, 50_000)
 
     async def get_children(
         self, parent_ids: list[str], rel_type: str | None, event_type: str | None,
@@ -40,10 +49,25 @@ class RelationsStore:
         )
         return [r[0] for r in rows]
 
+    def prime_new_event(self, event_id: str, position: int) -> None:
+        """An event just persisted at `position` has no thread yet, unless a relation to its id
+        was recorded before it existed."""
+        if self._without_thread.changes.last_change(event_id) is None:
+            self._without_thread.put(event_id, position, _NO_THREAD)
+
     async def get_thread_summaries(self, root_ids: list[str]) -> dict[str, tuple[int, str]]:
         """root id -> (number of replies, id of the latest reply), for roots that have replies."""
-        if not root_ids:
+        unknown = [root for root in root_ids if self._without_thread.get(root, root) is None]
+        if not unknown:
             return {}
+        read_at = self._without_thread.position()
+        found = await self._read_thread_summaries(unknown)
+        for root in unknown:
+            if root not in found:
+                self._without_thread.put(root, read_at, _NO_THREAD)
+        return found
+
+    async def _read_thread_summaries(self, root_ids: list[str]) -> dict[str, tuple[int, str]]:
         clause, args = in_list("r.relates_to_id", root_ids)
         rows = await self.db.execute(
             "get_thread_summaries",

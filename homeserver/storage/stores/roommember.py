@@ -1,12 +1,32 @@
 """Memberships: who is in which room (from current state) and each membership event."""
 
 from homeserver.storage.database import Database, Txn
-from homeserver.storage.stores.events import in_list, placeholders
+from homeserver.storage.id_generators import StreamIdGenerator
+from homeserver.storage.stores.events import placeholders
+from homeserver.util.caches import StreamCache
+
+
+def _same(key: str) -> str:
+    return key
+
+
+def _user_of(key: tuple[str, str]) -> str:
+    return key[0]
 
 
 class RoomMemberStore:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, event_ids: StreamIdGenerator):
         self.db = db
+        # Read on every /sync and every persisted batch; kept until the events stream records
+        # a membership change of the user or room (see `changed_entities`).
+        position, changes = event_ids.get_current_token, event_ids.changes
+        self._memberships_of_user: StreamCache[str, list[tuple[str, str, str, int]]] = StreamCache(
+            "memberships_of_user", changes, position)
+        self._members_of_room: StreamCache[str, list[tuple[str, str]]] = StreamCache(
+            "members_of_room", changes, position)
+        self._joined_display_names: StreamCache[str, dict[str, str | None]] = StreamCache(
+            "joined_display_names", changes, position)
+        self._stay_began: StreamCache[tuple[str, str], int] = StreamCache("membership_stay_began", changes, position)
 
     async def get_rooms_for_user(self, user_id: str, memberships: tuple[str, ...] = ("join",)) -> list[str]:
         marks = placeholders(memberships)
@@ -19,17 +39,13 @@ class RoomMemberStore:
         return [r[0] for r in rows]
 
     async def get_memberships_in_rooms(self, user_id: str, room_ids: list[str]) -> dict[str, str]:
-        """room -> the user's current membership, for the rooms where they have one (one query)."""
+        """room -> the user's current membership, for the rooms where they have one (from the
+        cached memberships of the user)."""
         if not room_ids:
             return {}
-        clause, args = in_list("room_id", room_ids)
-        rows = await self.db.execute(
-            "get_memberships_in_rooms",
-            f"SELECT room_id, membership FROM current_state_events WHERE {clause} AND type = 'm.room.member'"
-            " AND state_key = ?",
-            *args, user_id,
-        )
-        return dict(rows)
+        wanted = set(room_ids)
+        return {room_id: membership for room_id, membership, _, _ in await self.get_memberships_for_user(user_id)
+                if room_id in wanted}
 
     async def get_membership(self, room_id: str, user_id: str) -> tuple[str, str] | None:
         """(membership, event_id) of the user's current membership in the room."""
@@ -69,7 +85,10 @@ class RoomMemberStore:
 
     async def get_memberships_for_user(self, user_id: str) -> list[tuple[str, str, str, int]]:
         """(room_id, membership, event_id, stream_ordering) of every room the user has a
-        membership in, from current state."""
+        membership in, from current state. Cached: do not modify the list."""
+        return await self._memberships_of_user.get_one(user_id, user_id, lambda: self._read_memberships(user_id))
+
+    async def _read_memberships(self, user_id: str) -> list[tuple[str, str, str, int]]:
         rows = await self.db.execute(
             "get_memberships_for_user",
             "SELECT c.room_id, c.membership, c.event_id, e.stream_ordering FROM current_state_events AS c"
@@ -79,9 +98,11 @@ class RoomMemberStore:
         return [(r, m, e, int(s)) for r, m, e, s in rows]
 
     async def get_members_of_rooms(self, room_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
-        """room -> [(user_id, membership)] for joined and invited members."""
-        if not room_ids:
-            return {}
+        """room -> [(user_id, membership)] for joined and invited members. Cached: do not
+        modify the lists."""
+        return await self._members_of_room.get_many(room_ids, _same, self._read_members_of_rooms, [])
+
+    async def _read_members_of_rooms(self, room_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
         marks = placeholders(room_ids)
         rows = await self.db.execute(
             "get_members_of_rooms",
@@ -95,9 +116,11 @@ class RoomMemberStore:
         return result
 
     async def get_joined_members_with_display_names(self, room_ids: list[str]) -> dict[str, dict[str, str | None]]:
-        """room -> {user_id: display name from their current member event} of joined members."""
-        if not room_ids:
-            return {}
+        """room -> {user_id: display name from their current member event} of joined members.
+        Cached: do not modify the dicts."""
+        return await self._joined_display_names.get_many(room_ids, _same, self._read_joined_display_names, {})
+
+    async def _read_joined_display_names(self, room_ids: list[str]) -> dict[str, dict[str, str | None]]:
         marks = placeholders(room_ids)
         rows = await self.db.execute(
             "get_joined_members_with_display_names",
@@ -135,8 +158,13 @@ class RoomMemberStore:
     async def get_last_non_join_orderings(self, user_id: str, room_ids: list[str]) -> dict[str, int]:
         """room -> stream ordering of the user's latest membership event there that was not a
         join (invite, leave, knock, ban): where their current stay in the room began."""
-        if not room_ids:
-            return {}
+        found = await self._stay_began.get_many(
+            [(user_id, room_id) for room_id in room_ids], _user_of,
+            lambda keys: self._read_last_non_join_orderings(user_id, [room_id for _, room_id in keys]), 0,
+        )
+        return {room_id: ordering for (_, room_id), ordering in found.items() if ordering}
+
+    async def _read_last_non_join_orderings(self, user_id: str, room_ids: list[str]) -> dict[tuple[str, str], int]:
         marks = placeholders(room_ids)
         rows = await self.db.execute(
             "get_last_non_join_orderings",
@@ -144,4 +172,4 @@ class RoomMemberStore:
             f" WHERE user_id = ? AND membership != 'join' AND room_id IN ({marks}) GROUP BY room_id",
             user_id, *room_ids,
         )
-        return {room_id: int(ordering) for room_id, ordering in rows}
+        return {(user_id, room_id): int(ordering) for room_id, ordering in rows}

@@ -19,19 +19,36 @@ class StateStore:
     def __init__(self, db: Database):
         self.db = db
         self._group_cache: LruCache[int, Mapping[StateKey, str]] = LruCache("state_groups", 10_000)
+        self._event_groups: LruCache[str, int] = LruCache("event_to_state_group", 100_000)
         self._next_group: int | None = None
 
     # --- reading ---------------------------------------------------------------------------
 
     async def get_state_groups_for_events(self, event_ids: Iterable[str]) -> dict[str, int]:
-        ids = list(event_ids)
-        if not ids:
-            return {}
-        clause, args = in_list("event_id", ids)
+        """The state group after each event (an event's group never changes once persisted,
+        so found ones are cached)."""
+        result: dict[str, int] = {}
+        missing = []
+        for event_id in event_ids:
+            group = self._event_groups.get(event_id)
+            if group is None:
+                missing.append(event_id)
+            else:
+                result[event_id] = group
+        if not missing:
+            return result
+        clause, args = in_list("event_id", missing)
         rows = await self.db.execute(
             "get_state_groups_for_events", f"SELECT event_id, state_group FROM event_to_state_groups WHERE {clause}", *args
         )
-        return {event_id: int(group) for event_id, group in rows}
+        for event_id, group in rows:
+            result[event_id] = int(group)
+            self._event_groups.set(event_id, int(group))
+        return result
+
+    def prime_event_group(self, event_id: str, group: int) -> None:
+        """Remember the group of an event just persisted (or learned through replication)."""
+        self._event_groups.set(event_id, group)
 
     async def get_state_for_groups(self, groups: Iterable[int]) -> dict[int, Mapping[StateKey, str]]:
         """The full state map of each group (read through the delta chain, cached)."""

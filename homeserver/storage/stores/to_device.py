@@ -39,7 +39,7 @@ class ToDeviceStore:
             )
             if txn.fetchone():
                 return None
-            stream_id = self.stream_ids.get_next_txn(txn)
+            stream_id = self.stream_ids.get_next_txn(txn, {user_id for user_id, _, _ in rows})
             instance = self.stream_ids.instance_name
             txn.execute(
                 "INSERT INTO to_device_sends (stream_id, instance_name, sender, scope, txn_id, inserted_ts)"

@@ -128,7 +128,8 @@ config.update({
                        "account_data": "writer1", "receipts": "writer1", "presence": "writer1"},
     "run_background_tasks_on": "main",
 })
-with open(path, "w") as f:
+# It holds the registration and replication secrets: readable by its owner only, from the start.
+with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
     yaml.safe_dump(config, f, sort_keys=False)
 os.chmod(path, 0o600)
 workers = {
@@ -162,13 +163,13 @@ pid $dir/nginx/nginx.pid;
 error_log $dir/nginx/error.log;
 events {}
 http {
-    access_log $dir/nginx/access.log;
     client_body_temp_path $dir/nginx/body;
     proxy_temp_path $dir/nginx/proxy;
     fastcgi_temp_path $dir/nginx/fastcgi;
     uwsgi_temp_path $dir/nginx/uwsgi;
     scgi_temp_path $dir/nginx/scgi;
     include $dir/nginx/matrix.conf;
+    access_log $dir/nginx/access.log hs_redacted;
 }
 EOF
   local nginx; nginx=$(command -v nginx || echo /usr/sbin/nginx)

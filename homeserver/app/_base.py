@@ -265,12 +265,16 @@ async def start(hs: HomeServer, pid_file: str | None, on_started: Callable[[list
 _exit_code = 0
 
 
-def _leave_out_tls_libraries(config: HomeServerConfig) -> None:
+def _leave_out_unused_libraries(config: HomeServerConfig) -> None:
     """Listeners never speak TLS (the proxy terminates it) and Redis over TLS is refused, so
     unless an `instance_map` entry asks for HTTPS nothing here needs pyOpenSSL: keep Twisted
-    from loading it (and `cryptography` with it), which saves about 12 MB in every process."""
+    from loading it (and `cryptography` with it), which saves about 12 MB in every process.
+    Without TLS there is no HTTP/2 either (Twisted offers it only through TLS negotiation), so
+    the `h2` package, when something else installed it, is left out too."""
+    # An import of a module set to None raises ImportError, which Twisted handles.
     if not any(location.tls for location in config.worker.instance_map.values()):
-        sys.modules.setdefault("OpenSSL", None)  # type: ignore[arg-type]  # importing it now raises ImportError
+        sys.modules.setdefault("OpenSSL", None)  # type: ignore[arg-type]
+        sys.modules.setdefault("h2", None)  # type: ignore[arg-type]
 
 
 def stop_reactor(exit_code: int = 0) -> None:
@@ -298,7 +302,7 @@ def run(config: HomeServerConfig, log_config: str | None, pid_file: str | None,
         # Before the reactor exists: nothing it sets up (threads, its waker) survives a fork well.
         daemonize_process(config.instance_name)
 
-    _leave_out_tls_libraries(config)
+    _leave_out_unused_libraries(config)
     from twisted.internet import reactor
 
     try:

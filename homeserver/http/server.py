@@ -19,6 +19,7 @@ from twisted.web.server import NOT_DONE_YET
 from homeserver.http.context import set_request_id
 from homeserver.http.errors import InteractiveAuthIncomplete, MatrixError
 from homeserver.http.servlet import RawResponse
+from homeserver.storage.database import DatabaseUnavailableError
 from homeserver.util.jsonutil import encode
 
 logger = logging.getLogger(__name__)
@@ -188,6 +189,10 @@ class Router(resource.Resource):
             return 401, e.body
         except defer.CancelledError:
             return 499, {"errcode": "M_UNKNOWN", "error": "Request cancelled"}
+        except DatabaseUnavailableError as e:
+            logger.warning("%s %s: database unavailable: %s", request.method.decode(), request.loggable_path(), e)
+            request.setHeader(b"Retry-After", b"1")
+            return 503, {"errcode": "M_UNKNOWN", "error": "The database is unavailable; try again shortly"}
         except Exception:
             logger.error("Unexpected error handling %s %s:\n%s", request.method.decode(), request.loggable_path(), traceback.format_exc())
             return 500, {"errcode": "M_UNKNOWN", "error": f"Internal server error (request {request.request_id})"}

@@ -22,6 +22,11 @@ txn_duration = Histogram("homeserver_db_txn_seconds", "Database transaction dura
 txn_retries = Counter("homeserver_db_txn_retries_total", "Transactions retried after a conflict", ["desc"])
 
 
+class DatabaseUnavailableError(Exception):
+    """The database could not be reached (down, restarting, connection lost): the request may
+    be retried once it is back. Raised instead of the driver's connection errors."""
+
+
 class Txn:
     """One transaction's cursor. SQL uses `?` placeholders on every engine."""
 
@@ -95,6 +100,8 @@ class Database:
                     logger.info("Retrying transaction %s after conflict: %s", desc, e)
                     await task.deferLater(reactor, 0.01 * 2**attempt, lambda: None)
                     continue
+                if self.engine.is_connection_error(e):
+                    raise DatabaseUnavailableError(f"{desc}: {e}".strip()) from e
                 raise
             finally:
                 txn_duration.labels(desc).observe(time.perf_counter() - start)

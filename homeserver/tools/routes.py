@@ -1,8 +1,9 @@
 """Reverse-proxy routing generated from the route table (`homeserver/routes.py`) and a
 deployment: which process(es) serve each request, written out as nginx or haproxy config.
 
-- `any` endpoints go to the pool of workers with a client listener, or to the main process
-  when there is none. The pool is balanced by access token, `/sync` included, so each client
+- `any` endpoints go to the pool of workers with a client listener that write no stream (so
+  event persisters and stream writers keep to their own work; when every worker writes a
+  stream, all of them), or to the main process when there is none. The pool is balanced by access token, `/sync` included, so each client
   keeps talking to one worker and reads its own writes there at once; `room-sticky`
   endpoints (`/messages`) are balanced by room, so each room's pagination stays on one worker.
 - `writer:<stream>` endpoints go to that stream's writer, `main` endpoints to the main process.
@@ -57,8 +58,10 @@ def pool_for(endpoint: Endpoint, deployment: Deployment) -> Pool:
         return Pool(f"writer_{stream}", members or (deployment.main,))
     if endpoint.placement == "main":
         return Pool("main", (deployment.main,))
-    workers = tuple(p for p in client_processes(deployment) if not p.is_main)
-    members = workers or (deployment.main,)
+    workers = [p for p in client_processes(deployment) if not p.is_main]
+    stream_writers = {name for names in deployment.shared.worker.stream_writers.values() for name in names}
+    generic = tuple(p for p in workers if p.name not in stream_writers)
+    members = generic or tuple(workers) or (deployment.main,)
     if endpoint.placement == "room-sticky":
         return Pool("room_sticky", members, "room")
     return Pool("any", members, "access_token")
@@ -117,6 +120,10 @@ def nginx_config(deployment: Deployment, listen: str, server_name: str = "_") ->
         '    "" $arg_access_token;',
         "    default $http_authorization;",
         "}",
+        "# Clients may send their access token in the query string: log requests without it",
+        "# (`access_log /var/log/nginx/matrix.log hs_redacted;` in the http context).",
+        "log_format hs_redacted '$remote_addr - [$time_local] \"$request_method $uri $server_protocol\" '",
+        "                       '$status $body_bytes_sent $request_time \"$http_user_agent\"';",
         "",
     ]
     for pool in all_pools(deployment):

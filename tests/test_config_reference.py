@@ -204,3 +204,34 @@ def test_stated_database_default(minimal_config: HomeServerConfig) -> None:
     assert "SQLite in `homeserver.db`" in description_of("database")
     assert minimal_config.database.engine == "sqlite3"
     assert minimal_config.database.args == {"database": "homeserver.db"}
+
+
+# --- (c) the schemas use only what the validator checks ----------------------------------------
+
+
+def test_schemas_use_only_keywords_the_validator_checks() -> None:
+    """homeserver/config/validation.py implements a part of JSON Schema; a schema using any
+    other keyword would be silently unchecked."""
+    from homeserver.config.validation import unknown_keywords
+
+    schema = combined_schema(HomeServerConfig(RawConfig()))
+    assert unknown_keywords(schema) == []
+
+
+@pytest.mark.parametrize(("value", "fragment"), [
+    ({"listeners": [{"port": True, "type": "http"}]}, "True is not of type 'integer'"),
+    ({"listeners": [{"port": 8008, "type": "http", "resources": [{"names": ["nope"]}]}]}, "'nope' is not one of"),
+    ({"rc_login": {"failed_attempts": {"per_second": -1}}}, "-1 is less than the minimum of"),
+    ({"presence": {"enabled": "sometimes"}}, "'sometimes' is not valid under any of the given schemas"),
+    ({"redis": {"enabled": "yes"}}, "'yes' is not of type 'boolean'"),
+])
+def test_validator_reports_what_jsonschema_would(value: dict[str, Any], fragment: str) -> None:
+    """The in-house validator finds the same mistakes a full JSON Schema validator does."""
+    import jsonschema
+
+    from homeserver.config.validation import first_error
+
+    schema = combined_schema(HomeServerConfig(RawConfig()))
+    ours = first_error(value, schema)
+    assert ours is not None and fragment in ours.message, ours
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(value)), "jsonschema accepts it"

@@ -8,7 +8,6 @@ checked, then each section reads its keys. Unknown keys are logged as warnings.
 import os
 from typing import Any
 
-import jsonschema
 import yaml
 
 from homeserver.config._base import ConfigError, RawConfig, Section, format_key_path
@@ -22,6 +21,7 @@ from homeserver.config.redis import RedisConfig
 from homeserver.config.registration import RegistrationConfig
 from homeserver.config.server import ServerConfig
 from homeserver.config.user_directory import UserDirectoryConfig
+from homeserver.config.validation import SchemaError, first_error
 from homeserver.config.voip import VoipConfig
 from homeserver.config.workers import WorkerConfig
 
@@ -141,22 +141,19 @@ def combined_schema(config: HomeServerConfig) -> dict[str, Any]:
 
 
 def validate_schema(raw: RawConfig, schema: dict[str, Any]) -> None:
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(raw.values), key=lambda e: list(e.absolute_path))
-    if errors:
-        error = jsonschema.exceptions.best_match(errors) or errors[0]
-        path = list(error.absolute_path)
-        raise raw.error(_describe(error), *path) if path else ConfigError(error.message, file=raw.files[-1])
+    error = first_error(raw.values, schema)
+    if error is not None:
+        path = list(error.path)
+        raise raw.error(_describe(error), *path) if path else ConfigError(_describe(error), file=raw.files[-1])
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
-    if error.validator == "enum":
-        allowed = ", ".join(repr(v) for v in error.validator_value)
-        return f"{error.instance!r} is not one of {allowed}"
-    if error.validator == "anyOf" and all("required" in option for option in error.validator_value):
-        keys = " or ".join(f"`{option['required'][0]}`" for option in error.validator_value)
+def _describe(error: SchemaError) -> str:
+    if error.keyword == "enum":
+        return f"{error.value!r} is not one of " + ", ".join(repr(v) for v in error.rule)
+    if error.keyword == "anyOf" and all("required" in option for option in error.rule):
+        keys = " or ".join(f"`{option['required'][0]}`" for option in error.rule)
         return f"needs {keys}"
-    if error.validator == "required":
+    if error.keyword == "required":
         return error.message.replace("is a required property", "is required")
     return error.message
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from prometheus_client import Gauge
 from twisted.internet import defer
 
 from homeserver.events.event import Event
@@ -14,13 +15,30 @@ from homeserver.util.stream_change_cache import StreamChangeCache
 
 logger = logging.getLogger(__name__)
 
+waiting_requests = Gauge("homeserver_notifier_waiting_requests", "Long-polling requests waiting for news")
+# The default of `max_waiting_syncs_per_user`.
+DEFAULT_MAX_WAITING_PER_USER = 10
+
+
+class WaitSuperseded(Exception):
+    """A long-poll was ended early because the same user started more than the allowed number
+    of them; the request should answer at once, empty, with the token it was given. `known`
+    is the position it was waiting to see move."""
+
+    def __init__(self, known: StreamToken):
+        super().__init__("superseded by newer long-polling requests of the same user")
+        self.known = known
+
 
 class Notifier:
     def __init__(self, current_token: Callable[[], StreamToken], events_position: int):
         self.current_token = current_token
         self.room_changes = StreamChangeCache("room_events", events_position)
+        self.max_waiting_per_user = DEFAULT_MAX_WAITING_PER_USER
         self._user_waiters: dict[str, set[defer.Deferred[None]]] = {}
         self._room_waiters: dict[str, set[defer.Deferred[None]]] = {}
+        # Each user's waiting requests, oldest first (a dict keeps insertion order).
+        self._by_age: dict[str, dict[defer.Deferred[None], StreamToken]] = {}
 
     # --- writers and replication call these ------------------------------------------------
 
@@ -81,6 +99,9 @@ class Notifier:
 
         waiter: defer.Deferred[None] = defer.Deferred()
         rooms = list(room_ids)
+        self._make_room_for(user_id)
+        self._by_age.setdefault(user_id, {})[waiter] = known
+        waiting_requests.inc()
         self._user_waiters.setdefault(user_id, set()).add(waiter)
         for room in rooms:
             self._room_waiters.setdefault(room, set()).add(waiter)
@@ -98,7 +119,24 @@ class Notifier:
             self._discard(waiter, user_id, rooms)
         return self.current_token().is_after(known)
 
+    def _make_room_for(self, user_id: str) -> None:
+        """Supersede the user's oldest waiting requests until a new one fits under the cap."""
+        mine = self._by_age.get(user_id, {})
+        while mine and len(mine) >= max(1, self.max_waiting_per_user):
+            oldest, known = next(iter(mine.items()))
+            del mine[oldest]
+            if not oldest.called:
+                oldest.errback(WaitSuperseded(known))
+
+    def waiting_count(self) -> int:
+        """How many long-polling requests wait in this process."""
+        return sum(len(mine) for mine in self._by_age.values())
+
     def _discard(self, waiter: defer.Deferred[None], user_id: str, rooms: list[str]) -> None:
+        mine = self._by_age.get(user_id)
+        if mine is not None and mine.pop(waiter, None) is not None and not mine:
+            del self._by_age[user_id]
+        waiting_requests.dec()
         for key, table in [(user_id, self._user_waiters)] + [(room, self._room_waiters) for room in rooms]:
             group = table.get(key)
             if group is not None:

@@ -190,20 +190,26 @@ class Deployment:
 
 @contextmanager
 def deployment(
-    prefix: str, redis: bool = False, redis_password: str | None = None, **kwargs: Any
+    prefix: str,
+    redis: bool = False,
+    redis_password: str | None = None,
+    db: dict[str, Any] | None = None,
+    **kwargs: Any,
 ) -> Iterator[Deployment]:
     """A Deployment on a fresh database (not started); with `redis=True` it gets a private
-    Redis (asking for `redis_password` when given), reachable as `deployment.redis`.
+    Redis (asking for `redis_password` when given), reachable as `deployment.redis`. `db` is
+    the `database` config section of an existing empty database to use instead (a private
+    PostgreSQL cluster's, see tests/private_postgres.py); it is left to its owner.
     Everything is stopped and removed afterwards; the logs of a deployment whose block raised
     are kept under LOG_COPIES."""
     with (
         tempfile.TemporaryDirectory(prefix="hs-repl-") as directory,
-        database_config("postgres", directory) as db,
+        _database(directory, db) as database,
     ):
         private = PrivateRedis(directory, redis_password).start() if redis else None
         d = Deployment(
             directory,
-            db,
+            database,
             unique_server_name(prefix),
             redis_port=private.port if private else REDIS_PORT,
             **kwargs,
@@ -220,6 +226,16 @@ def deployment(
             d.stop_all()
             if private is not None:
                 private.kill()
+
+
+@contextmanager
+def _database(directory: str, given: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+    """The given database config, or a fresh database on the shared PostgreSQL."""
+    if given is not None:
+        yield given
+        return
+    with database_config("postgres", directory) as db:
+        yield db
 
 
 def keep_logs(d: Deployment, label: str) -> str:

@@ -178,7 +178,7 @@ def start_listeners(hs: HomeServer) -> list[str]:
             continue
         router = build_router(hs, listener.resources)
         max_body = max(hs.config.server.max_request_body_size, hs.config.server.max_upload_size if "media" in listener.resources else 0)
-        site = HomeserverSite(router, max_body, listener.x_forwarded)
+        site = HomeserverSite(router, max_body, listener.x_forwarded, hs.config.server.request_read_timeout)
         bound_any = False
         for address in listener.bind_addresses:
             try:

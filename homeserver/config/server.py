@@ -228,6 +228,24 @@ class ServerConfig(Section):
             "resource (bytes, or a number with `K`, `M` or `G`); bigger requests get 413 "
             "`M_TOO_LARGE`. Default `10M`.",
         },
+        "request_read_timeout": {
+            "type": "number", "minimum": 0.1,
+            "description": "Seconds a client has to send a whole request (request line, headers "
+            "and body), counted from the opening of its connection, or on a kept-alive "
+            "connection from the first byte of the request. A client still sending after that "
+            "gets 408 `M_UNKNOWN` and is disconnected (one that sent nothing is just "
+            "disconnected), so slow clients cannot hold connections open forever. Only receiving "
+            "the request is timed: a long-polling `/sync` may wait as long as it asks. A "
+            "kept-alive connection may sit idle between requests for 300 seconds (or this long, "
+            "if longer). Default `60`.",
+        },
+        "max_waiting_syncs_per_user": {
+            "type": "integer", "minimum": 1,
+            "description": "How many long-polling `/sync` and `/events` requests of one user may "
+            "wait for news at once in one process. A further one makes the oldest waiting one "
+            "return at once, empty and with the token it was given, so that the client simply "
+            "polls again. Default `10`.",
+        },
     }
 
     def read(self, raw: RawConfig) -> None:
@@ -252,3 +270,5 @@ class ServerConfig(Section):
             self.max_request_body_size = parse_size(raw.get("max_request_body_size", "10M"))
         except ValueError as e:
             raise raw.error(str(e), "max_request_body_size") from e
+        self.request_read_timeout = float(raw.get("request_read_timeout", 60))
+        self.max_waiting_syncs_per_user = int(raw.get("max_waiting_syncs_per_user", 10))

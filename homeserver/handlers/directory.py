@@ -160,6 +160,7 @@ class DirectoryHandler:
 def _parse_since(since: str | None) -> int:
     if since is None:
         return 0
-    if since.startswith("o") and since[1:].isdigit():
-        return int(since[1:])
+    digits = since[1:]
+    if since.startswith("o") and digits.isascii() and digits.isdigit() and int(digits) < 2**63:
+        return int(digits)
     raise MatrixError(400, "Invalid since token", "M_INVALID_PARAM")

@@ -17,8 +17,9 @@ MAX_VERSION = 2**63 - 1
 
 
 def _version_number(version: str) -> int | None:
-    """Versions are decimal integers; anything else names no backup."""
-    if not version.isdigit() or int(version) > MAX_VERSION:
+    """Versions are decimal integers; anything else names no backup. (`str.isdigit` alone
+    also accepts digits int() rejects, such as superscripts.)"""
+    if not (version.isascii() and version.isdigit()) or int(version) > MAX_VERSION:
         return None
     return int(version)
 

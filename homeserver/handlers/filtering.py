@@ -146,7 +146,7 @@ class FilterHandler:
 
     async def get(self, requester_id: str, user_id: str, filter_id: str) -> dict[str, Any]:
         self._check_owner(requester_id, user_id)
-        if not filter_id.isdigit():
+        if not (filter_id.isascii() and filter_id.isdigit()) or int(filter_id) >= 2**63:
             raise not_found("No such filter")
         definition = await self.hs.stores.filters.get_filter(user_id, int(filter_id))
         if definition is None:
@@ -166,7 +166,7 @@ class FilterHandler:
                 return SyncFilter.parse(json.loads(value))
             except ValueError as e:
                 raise MatrixError(400, "filter is not valid JSON", "M_INVALID_PARAM") from e
-        definition = await self.get(user_id, user_id, value) if value.isdigit() else None
+        definition = await self.get(user_id, user_id, value) if value.isascii() and value.isdigit() else None
         if definition is None:
             raise MatrixError(400, f"Unknown filter {value!r}", "M_INVALID_PARAM")
         return SyncFilter.parse(definition)

@@ -113,6 +113,7 @@ def _child_order(child: dict[str, Any]) -> tuple[bool, str, int, str]:
 def _parse_offset(token: str | None) -> int:
     if token is None:
         return 0
-    if token.startswith("o") and token[1:].isdigit():
-        return int(token[1:])
+    digits = token[1:]
+    if token.startswith("o") and digits.isascii() and digits.isdigit() and int(digits) < 2**63:
+        return int(digits)
     raise MatrixError(400, "Invalid from token", "M_INVALID_PARAM")

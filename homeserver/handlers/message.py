@@ -10,8 +10,8 @@ from homeserver.events.errors import AuthError, EventValidationError
 from homeserver.events.event import Event
 from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.http.errors import MatrixError, forbidden, not_found
-from homeserver.storage.persist_events import EventContext
-from homeserver.util.linearizer import Linearizer
+from homeserver.storage.persist_events import DuplicateTransactionError, EventContext
+from homeserver.util.linearizer import Linearizer, LockTimeoutError
 
 if TYPE_CHECKING:
     from homeserver.server import HomeServer
@@ -20,6 +20,10 @@ logger = logging.getLogger(__name__)
 
 # At most this many forward extremities are referenced by a new event.
 MAX_PREV_EVENTS = 10
+# How long a send waits for the sends ahead of it in the same room (one at a time per room
+# and process) before answering 503: a stuck persister must not hold every sender past their
+# HTTP timeout.
+ROOM_TURN_TIMEOUT_SECONDS = 10.0
 
 
 class EventCreationHandler:
@@ -41,18 +45,20 @@ class EventCreationHandler:
         """Create, authorize and persist an event; with `txn` (user, scope, txn_id) a retried
         request returns the event the first one created."""
         room_id = event_dict["room_id"]
-        async with self._room_locks.queue(room_id):
-            if txn is not None:
-                existing = await self._event_for_txn(txn)
-                if existing is not None:
-                    return existing
-            version = room_version or await self.get_room_version(room_id)
-            if event_dict["type"] == "m.room.canonical_alias" and event_dict.get("state_key") == "":
-                await self.hs.directory_handler.check_canonical_alias(room_id, event_dict.get("content", {}))
-            event, context = await self._build(version, event_dict)
-            context.txn = txn
-            await self._persist(event, context)
-            return event
+        try:
+            async with self._room_locks.queue(room_id, timeout=ROOM_TURN_TIMEOUT_SECONDS):
+                if txn is not None:
+                    existing = await self._event_for_txn(txn)
+                    if existing is not None:
+                        return existing
+                version = room_version or await self.get_room_version(room_id)
+                if event_dict["type"] == "m.room.canonical_alias" and event_dict.get("state_key") == "":
+                    await self.hs.directory_handler.check_canonical_alias(room_id, event_dict.get("content", {}))
+                event, context = await self._build(version, event_dict)
+                context.txn = txn
+                return await self._persist(event, context)
+        except LockTimeoutError:
+            raise MatrixError(503, "The room is busy; try again shortly", "M_UNKNOWN") from None
 
     async def _event_for_txn(self, txn: tuple[str, str, str]) -> Event | None:
         event_id = await self.stores.events.get_event_id_for_txn(*txn)
@@ -91,13 +97,18 @@ class EventCreationHandler:
         except AuthError as e:
             raise forbidden(e.msg) from e
 
-    async def _persist(self, event: Event, context: EventContext) -> None:
+    async def _persist(self, event: Event, context: EventContext) -> Event:
+        """Have the room's persister store `event`; the event stored (another one when a retry
+        of the same client transaction raced this request and got there first)."""
         writers = self.hs.config.worker.writers_of("events")
         persister = await self.stores.rooms.get_or_assign_persister(event.room_id, writers)
         if persister == self.hs.instance_name:
-            ordering = await self.hs.events_persister.persist(event, context)
+            try:
+                ordering = await self.hs.events_persister.persist(event, context)
+            except DuplicateTransactionError as e:
+                return await self._stored_instead(e.event_id)
             await self._wait_for_position(ordering)
-            return
+            return event
         body: dict[str, Any] = {
             "room_version": event.room_version.identifier,
             "pdu": event.get_pdu_json(),
@@ -108,6 +119,18 @@ class EventCreationHandler:
         }
         result = await self.hs.replication_client.call(persister, "persist_event", body, txn_id=event.event_id)
         await self._wait_for_position(int(result["stream_ordering"]))
+        if result.get("event_id") != event.event_id:
+            return await self._stored_instead(str(result["event_id"]))
+        return event
+
+    async def _stored_instead(self, event_id: str) -> Event:
+        position = await self.stores.events.get_position(event_id)
+        if position is not None:
+            await self._wait_for_position(position.stream)
+        stored = await self.stores.events.get_event(event_id)
+        if stored is None:
+            raise MatrixError(503, "The earlier attempt of this request is not readable yet; try again", "M_UNKNOWN")
+        return stored
 
     async def _wait_for_position(self, position: int) -> None:
         """Fence: answer the client only once reads on this process include its event. They

@@ -77,7 +77,7 @@ class RelationsHandler:
         limit = max(1, min(limit, MAX_LIMIT))
         before = None
         if from_token is not None:
-            if not from_token.isdigit():
+            if not (from_token.isascii() and from_token.isdigit()) or int(from_token) >= 2**63:
                 raise MatrixError(400, "Invalid from token", "M_INVALID_PARAM")
             before = int(from_token)
         participant = user_id if include == "participated" else None

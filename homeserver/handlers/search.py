@@ -134,6 +134,7 @@ def _groups(results: list[dict[str, Any]], group_by: set[str]) -> dict[str, Any]
 def _parse_batch(token: str | None) -> int:
     if token is None:
         return 0
-    if token.startswith("o") and token[1:].isdigit():
-        return int(token[1:])
+    digits = token[1:]
+    if token.startswith("o") and digits.isascii() and digits.isdigit() and int(digits) < 2**63:
+        return int(digits)
     raise MatrixError(400, "Invalid next_batch token", "M_INVALID_PARAM")

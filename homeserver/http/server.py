@@ -16,6 +16,7 @@ from twisted.internet import defer
 from twisted.web import resource, server
 from twisted.web.server import NOT_DONE_YET
 
+from homeserver.http.channel import DEFAULT_READ_TIMEOUT, HomeserverChannel
 from homeserver.http.context import set_request_id
 from homeserver.http.errors import InteractiveAuthIncomplete, MatrixError
 from homeserver.http.servlet import RawResponse
@@ -235,11 +236,15 @@ def log_access(request: HomeserverRequest) -> None:
 
 class HomeserverSite(server.Site):
     requestFactory = HomeserverRequest  # type: ignore[assignment]
+    # HTTP/1.1 only, with a deadline for receiving each request (`request_read_timeout`).
+    protocol = HomeserverChannel  # type: ignore[assignment]
 
-    def __init__(self, router: Router, max_request_body_size: int, x_forwarded: bool):
+    def __init__(self, router: Router, max_request_body_size: int, x_forwarded: bool,
+                 request_read_timeout: float = DEFAULT_READ_TIMEOUT):
         super().__init__(router)
         self.max_request_body_size = max_request_body_size
         self.x_forwarded = x_forwarded
+        self.request_read_timeout = request_read_timeout
         self.noisy = False
 
     def log(self, request: Any) -> None:

@@ -12,6 +12,14 @@ if TYPE_CHECKING:
 
 _MISSING = object()
 
+# How deeply arrays and objects may nest in a request body. Handling an event copies and
+# encodes its content recursively, which fails (as a 500) a few hundred levels down.
+MAX_JSON_DEPTH = 100
+# Calls between processes carry client content a few levels deeper (an event's content inside
+# its PDU inside the call's body), so they are allowed some more.
+INTERNAL_JSON_DEPTH = MAX_JSON_DEPTH + 16
+_INTERNAL_PREFIX = b"/_synapse/replication/"
+
 
 class RestServlet:
     """A servlet implements `on_GET`, `on_POST`, ... as `async def on_X(request, **path_args)`,
@@ -36,10 +44,48 @@ def parse_json_value(request: Request) -> Any:
     content = request.content.read() if request.content else b""
     if not content:
         raise MatrixError(400, "Content not JSON.", "M_NOT_JSON")
+    max_depth = INTERNAL_JSON_DEPTH if (request.path or b"").startswith(_INTERNAL_PREFIX) else MAX_JSON_DEPTH
     try:
-        return decode_strict(content)
+        value = decode_strict(content)
     except JsonDecodeError as e:
+        if isinstance(e.__cause__, RecursionError):
+            raise _too_deep(max_depth) from e
         raise MatrixError(400, f"Content not JSON: {e}", "M_NOT_JSON") from e
+    check_json_value(value, max_depth)
+    return value
+
+
+def _too_deep(max_depth: int) -> MatrixError:
+    return MatrixError(400, f"Content not JSON: nested more than {max_depth} levels deep", "M_NOT_JSON")
+
+
+def _check_string(text: str) -> None:
+    """A lone UTF-16 surrogate (`"\\ud800"`) decodes to a string that cannot be stored or
+    sent on as UTF-8."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise MatrixError(400, "Content not JSON: a string holds a lone surrogate", "M_NOT_JSON") from e
+
+
+def check_json_value(value: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuse a decoded body nested deeper than `max_depth` or holding strings that are not
+    valid Unicode. Iterative, so that no body can exhaust the stack here."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            _check_string(item)
+        elif isinstance(item, dict | list):
+            if depth >= max_depth:
+                raise _too_deep(max_depth)
+            if isinstance(item, dict):
+                for key in item:
+                    _check_string(key)
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
 
 
 def parse_json_object(request: Request, allow_empty: bool = False) -> dict[str, Any]:

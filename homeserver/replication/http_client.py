@@ -1,6 +1,7 @@
 """HTTP replication, the calling side: POST a JSON body to another instance's replication
 listener (found in `instance_map`), with the shared secret, an idempotency key in the path,
-and retries with backoff while the target restarts. Only loopback/private traffic.
+and retries with backoff while the target restarts, within an overall deadline. Only
+loopback/private traffic.
 
 The callee reports the positions of the streams it writes in a response header; the caller
 waits until it has seen them, so whatever the call wrote is readable here once it returns."""
@@ -25,6 +26,12 @@ logger = logging.getLogger(__name__)
 
 ATTEMPTS = 5
 TIMEOUT_SECONDS = 30
+# A call gives up (503) after this long, retries included: a target that accepts connections
+# but never answers (paused, wedged) must not hold the client's request past its own timeout.
+CALL_DEADLINE_SECONDS = 20.0
+MIN_ATTEMPT_SECONDS = 1.0
+# What a client is told when the process that must serve its request stays unreachable.
+UNREACHABLE_MESSAGE = "A server process is temporarily unreachable; try again shortly"
 
 http_calls = Counter(
     "homeserver_replication_http_calls_total", "HTTP replication calls made, by endpoint and outcome", ["endpoint", "outcome"]
@@ -69,20 +76,23 @@ class ReplicationClient:
         if secret:
             headers["Authorization"] = [f"Bearer {secret}"]
         payload = json.dumps(body).encode("utf-8")
+        deadline = time.monotonic() + CALL_DEADLINE_SECONDS
         delay = 0.2
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                response = await treq.post(url, data=payload, headers=headers, timeout=TIMEOUT_SECONDS)
+                response = await treq.post(url, data=payload, headers=headers, timeout=_attempt_timeout(deadline))
                 content = await response.content()
-            except Exception as e:  # connection refused, reset, timeout: the target may be restarting
-                if attempt == ATTEMPTS:
-                    raise MatrixError(503, f"{instance} is unreachable: {e}", "M_UNKNOWN") from e
+                result = json.loads(content) if content else {}
+            except Exception as e:  # refused, reset, timed out, garbled: the target may be restarting
+                if _out_of_time(attempt, delay, deadline):
+                    # The detail (an internal process and the socket error) goes to the log only.
+                    logger.warning("Replication call %s to %s failed %d times: %s", name, instance, attempt, e)
+                    raise MatrixError(503, UNREACHABLE_MESSAGE, "M_UNKNOWN") from e
                 logger.info("Replication call %s to %s failed (%s); retrying", name, instance, e)
                 await task.deferLater(reactor, delay, lambda: None)
                 delay *= 2
                 continue
-            result = json.loads(content) if content else {}
-            if response.code >= 500 and attempt < ATTEMPTS:
+            if response.code >= 500 and not _out_of_time(attempt, delay, deadline):
                 await task.deferLater(reactor, delay, lambda: None)
                 delay *= 2
                 continue
@@ -92,6 +102,16 @@ class ReplicationClient:
                                   **{k: v for k, v in result.items() if k not in ("errcode", "error")})
             return result, read_positions(response.headers.getRawHeaders(POSITIONS_HEADER, [b""])[0])
         raise AssertionError("unreachable")
+
+
+def _attempt_timeout(deadline: float) -> float:
+    """How long one attempt may wait for its answer: what is left of the call's deadline."""
+    return max(MIN_ATTEMPT_SECONDS, min(TIMEOUT_SECONDS, deadline - time.monotonic()))
+
+
+def _out_of_time(attempt: int, delay: float, deadline: float) -> bool:
+    """Whether a failed attempt was the last: no attempts left, or no time for another."""
+    return attempt >= ATTEMPTS or time.monotonic() + delay + MIN_ATTEMPT_SECONDS > deadline
 
 
 def read_positions(raw: bytes | str | None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from homeserver.events.room_versions import KNOWN_ROOM_VERSIONS
 from homeserver.http.errors import MatrixError
 from homeserver.http.server import HomeserverRequest
 from homeserver.http.servlet import RestServlet, parse_json_object
-from homeserver.storage.persist_events import EventContext
+from homeserver.storage.persist_events import DuplicateTransactionError, EventContext
 from homeserver.util.caches import LruCache
 
 
@@ -65,7 +65,13 @@ class PersistEventServlet(ReplicationServlet):
             state_before = dict((await self.hs.stores.state.get_state_for_groups([group]))[group])
         txn = body.get("txn")
         context = EventContext(group, state_before, tuple(txn) if isinstance(txn, list) and len(txn) == 3 else None)  # type: ignore[arg-type]
-        ordering = await self.hs.events_persister.persist(event, context)
+        try:
+            ordering = await self.hs.events_persister.persist(event, context)
+        except DuplicateTransactionError as e:  # a retry raced its first attempt, which won
+            position = await self.hs.stores.events.get_position(e.event_id)
+            if position is None:
+                raise MatrixError(503, "The earlier attempt of this request is still being stored", "M_UNKNOWN") from e
+            return {"event_id": e.event_id, "stream_ordering": position.stream}
         return {"event_id": event.event_id, "stream_ordering": ordering}
 
 

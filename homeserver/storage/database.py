@@ -38,10 +38,19 @@ class Txn:
         self.on_failure: list[Callable[[], None]] = []
 
     def execute(self, sql: str, args: Iterable[Any] = ()) -> None:
-        self._cursor.execute(self.engine.convert_param_style(sql), tuple(args))
+        self._cursor.execute(self.engine.convert_param_style(sql), self._values(args))
 
     def execute_many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
-        self._cursor.executemany(self.engine.convert_param_style(sql), [tuple(r) for r in rows])
+        self._cursor.executemany(self.engine.convert_param_style(sql), [self._values(r) for r in rows])
+
+    def _values(self, args: Iterable[Any]) -> tuple[Any, ...]:
+        """The arguments as the engine can store them: PostgreSQL text cannot hold NUL, which
+        valid JSON can carry into any string a client sends (a reason, a display name); it
+        becomes U+FFFD. JSON stored as text is escaped and never contains a raw NUL."""
+        values = tuple(args)
+        if self.engine.strips_nul and any(isinstance(v, str) and "\x00" in v for v in values):
+            return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in values)
+        return values
 
     def fetchone(self) -> Any:
         return self._cursor.fetchone()

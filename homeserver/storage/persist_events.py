@@ -45,6 +45,15 @@ class EventContext:
         return self.state_before
 
 
+class DuplicateTransactionError(Exception):
+    """The client transaction of an event was already used by `event_id`: a retry of a
+    request whose first attempt got there first. The event is not persisted."""
+
+    def __init__(self, event_id: str):
+        super().__init__(f"transaction already sent as {event_id}")
+        self.event_id = event_id
+
+
 class EventsPersister:
     def __init__(self, db: Database, ids: StreamIdGenerator, events: EventsStore, state: StateStore,
                  relations: RelationsStore):
@@ -58,7 +67,8 @@ class EventsPersister:
         self.on_persisted: list[Callable[[list[Event]], Awaitable[None] | None]] = []
 
     async def persist(self, event: Event, context: EventContext) -> int:
-        """Persist one event; returns its stream ordering once it is committed."""
+        """Persist one event; returns its stream ordering once it is committed. Raises
+        `DuplicateTransactionError` when its client transaction already has an event."""
         d: defer.Deferred[int] = defer.Deferred()
         self._queue.append((event, context, d))
         if not self._draining:
@@ -72,12 +82,12 @@ class EventsPersister:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 pairs = [(event, context) for event, context, _ in batch]
                 try:
-                    orderings = await self.db.run_interaction("persist_events", self._persist_txn, pairs)
+                    outcomes = await self.db.run_interaction("persist_events", self._persist_txn, pairs)
                 except Exception as e:
                     for _, _, d in batch:
                         d.errback(e)
                     continue
-                persisted = [event for event, _ in pairs]
+                persisted = [event for (event, _), outcome in zip(pairs, outcomes, strict=True) if isinstance(outcome, int)]
                 for event in persisted:
                     if event.redacts:
                         self.events.invalidate_event(event.redacts)
@@ -90,13 +100,38 @@ class EventsPersister:
                             await result
                     except Exception:
                         logger.exception("on_persisted callback failed")
-                for (_, _, d), ordering in zip(batch, orderings, strict=True):
-                    d.callback(ordering)
+                for (_, _, d), outcome in zip(batch, outcomes, strict=True):
+                    if isinstance(outcome, int):
+                        d.callback(outcome)
+                    else:
+                        d.errback(outcome)
         finally:
             self._draining = False
 
-    def _persist_txn(self, txn: Txn, pairs: list[tuple[Event, EventContext]]) -> list[int]:
-        return [self._persist_one_txn(txn, event, context) for event, context in pairs]
+    def _persist_txn(self, txn: Txn, pairs: list[tuple[Event, EventContext]]) -> list[int | DuplicateTransactionError]:
+        """Each event's stream ordering, or the error for an event whose client transaction
+        already has one (stored earlier, or earlier in this batch): a retry that raced its
+        first attempt, which must neither store a second event nor fail the batch."""
+        outcomes: list[int | DuplicateTransactionError] = []
+        claimed: dict[tuple[str, str, str], str] = {}
+        for event, context in pairs:
+            earlier = self._event_for_txn_txn(txn, context.txn, claimed) if context.txn is not None else None
+            if earlier is not None:
+                outcomes.append(DuplicateTransactionError(earlier))
+                continue
+            outcomes.append(self._persist_one_txn(txn, event, context))
+            if context.txn is not None:
+                claimed[context.txn] = event.event_id
+        return outcomes
+
+    def _event_for_txn_txn(self, txn: Txn, key: tuple[str, str, str], claimed: dict[tuple[str, str, str], str]) -> str | None:
+        if key in claimed:
+            return claimed[key]
+        user_id, scope, txn_id = key
+        txn.execute("SELECT event_id FROM event_txn_ids WHERE user_id = ? AND scope = ? AND txn_id = ?",
+                    (user_id, scope, txn_id))
+        row = txn.fetchone()
+        return str(row[0]) if row else None
 
     def _persist_one_txn(self, txn: Txn, event: Event, context: EventContext) -> int:
         ordering = self.ids.get_next_txn(txn, changed_entities(event.room_id, event.type, event.state_key, _parent(event)))

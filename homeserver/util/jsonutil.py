@@ -59,5 +59,10 @@ def decode_strict(data: bytes) -> Any:
 
 
 def encode(value: Any) -> bytes:
-    """Compact JSON for responses."""
-    return _encoder.encode(value).encode("utf-8")
+    """Compact JSON for responses. A lone UTF-16 surrogate (which no request body can bring
+    in, but stored data from elsewhere might) is written as its `\\uXXXX` escape."""
+    text = _encoder.encode(value)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace")  # gives \\udXXX, a valid JSON escape

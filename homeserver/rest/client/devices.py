@@ -3,7 +3,7 @@
 from typing import Any
 
 from homeserver.handlers.auth import LOGIN_TYPE_PASSWORD
-from homeserver.http.errors import bad_json
+from homeserver.http.errors import bad_json, invalid_param
 from homeserver.http.server import HomeserverRequest
 from homeserver.http.servlet import RestServlet, body_field, parse_json_object
 
@@ -45,6 +45,9 @@ class DeleteDevicesServlet(RestServlet):
         devices = body_field(body, "devices", list)
         if not all(isinstance(d, str) for d in devices):
             raise bad_json("'devices' must be a list of device ids")
+        if any("\x00" in d for d in devices):
+            # No device id has one, and the database refuses NUL in a query parameter.
+            raise invalid_param("'devices' must not contain NUL characters")
         result = await self.hs.auth_handler.check_ui_auth(
             [[LOGIN_TYPE_PASSWORD]], body, request.path.decode(), "POST", "remove devices",
             requester_user_id=requester.user_id,

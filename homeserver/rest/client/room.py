@@ -92,10 +92,15 @@ class SendEventServlet(RestServlet):
     async def on_PUT(self, request: HomeserverRequest, room_id: str, event_type: str, txn_id: str) -> tuple[int, Any]:
         requester = await self.hs.auth.get_user_by_req(request)
         content = parse_json_object(request)
+        txn = _txn(requester, txn_id, f"send/{room_id}/{event_type}")
+        if not self.ratelimiter.can_do(requester.user_id)[0]:
+            # A retry of a send that went through is answered, limited or not.
+            earlier = await self.hs.stores.events.get_event_id_for_txn(*txn)
+            if earlier is not None:
+                return 200, {"event_id": earlier}
         self.ratelimiter.check(requester.user_id)
         event = await self.hs.event_creation_handler.create_and_send(
-            {"type": event_type, "room_id": room_id, "sender": requester.user_id, "content": content},
-            txn=_txn(requester, txn_id, f"send/{room_id}/{event_type}"),
+            {"type": event_type, "room_id": room_id, "sender": requester.user_id, "content": content}, txn=txn,
         )
         return 200, {"event_id": event.event_id}
 

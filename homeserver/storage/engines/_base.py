@@ -10,6 +10,8 @@ class Engine:
     module: Any = None
     # True when more than one process may share the database.
     supports_multiple_processes: bool = False
+    # True when text values cannot hold NUL characters (see `Txn._values`).
+    strips_nul: bool = False
 
     def __init__(self, args: dict[str, Any]):
         self.args = args

@@ -18,6 +18,7 @@ class PostgresEngine(Engine):
     name = "postgres"
     module = psycopg2
     supports_multiple_processes = True
+    strips_nul = True
 
     def connect_args(self) -> dict[str, Any]:
         args = dict(self.args)

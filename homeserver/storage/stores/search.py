@@ -34,6 +34,7 @@ def store_search_txn(txn: Txn, event: Event, stream_ordering: int) -> None:
     value = event.content.get(field[0])
     if not isinstance(value, str) or not value:
         return
+    value = value.replace("\x00", " ")  # PostgreSQL text cannot hold NUL; it separates words anyway
     args = (event.event_id, event.room_id, event.sender, field[1], value, event.origin_server_ts, stream_ordering)
     if txn.engine.name == "postgres":
         txn.execute(

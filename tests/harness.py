@@ -44,7 +44,9 @@ NO_RATE_LIMITS = {
         "address": {"per_second": 10000, "burst_count": 10000},
         "account": {"per_second": 10000, "burst_count": 10000},
         "failed_attempts": {"per_second": 10000, "burst_count": 10000},
-    }
+    },
+    "rc_joins": {"local": {"per_second": 10000, "burst_count": 10000}},
+    "rc_invites": {part: {"per_second": 10000, "burst_count": 10000} for part in ("per_room", "per_user", "per_issuer")},
 }
 
 

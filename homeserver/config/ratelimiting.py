@@ -88,9 +88,11 @@ class RatelimitConfig(Section):
             "enforced yet."
         ),
         "rc_joins": _nested(
-            "Limits on joining rooms. Read but not enforced yet.",
-            local="Joins to rooms this server is in. Default 0.1 per second, burst 10.",
-            remote="Joins to rooms on other servers. Default 0.01 per second, burst 10.",
+            "Limits on joining rooms, per user.",
+            local="Joins to rooms this server is in (re-joining a room one is in does not count). "
+            "Default 0.1 per second, burst 10.",
+            remote="Joins to rooms on other servers (read; no federation yet). Default 0.01 per "
+            "second, burst 10.",
         ),
         "rc_joins_per_room": _limit(
             "Synapse's limit on joins to any one room. Accepted and ignored."
@@ -100,7 +102,7 @@ class RatelimitConfig(Section):
             "0.003 per second, burst 5) but not enforced yet."
         ),
         "rc_invites": _nested(
-            "Limits on invites. Read but not enforced yet.",
+            "Limits on invites; an invite must fit all three.",
             per_room="Invites into one room. Default 0.3 per second, burst 10.",
             per_user="Invites received by one user. Default 0.003 per second, burst 5.",
             per_issuer="Invites sent by one user. Default 0.3 per second, burst 10.",

@@ -20,8 +20,7 @@ from tests.harness import ENGINES, NO_RATE_LIMITS, SHAPES, Client, ServerProcess
 LOW = {"per_second": 1, "burst_count": 2}
 HIGH = {"per_second": 10000, "burst_count": 10000}
 LOGIN = "/_matrix/client/v3/login"
-NOT_ENFORCED = ["rc_admin_redaction", "rc_joins", "rc_3pid_validation", "rc_invites", "rc_key_requests",
-                "rc_delayed_event_mgmt"]
+NOT_ENFORCED = ["rc_admin_redaction", "rc_3pid_validation", "rc_key_requests", "rc_delayed_event_mgmt"]
 
 Action = Callable[[], requests.Response]
 
@@ -163,6 +162,51 @@ def test_rc_reports(engine: str) -> None:
         room = alice.post("createRoom", {}).json()["room_id"]
         event_id = alice.put(f"rooms/{quote(room)}/send/m.room.message/1", {"msgtype": "m.text", "body": "spam"}).json()["event_id"]
         check_limit(lambda: alice.post(f"rooms/{quote(room)}/report/{quote(event_id)}", {"reason": "spam"}))
+
+
+def test_rc_joins_local(engine: str) -> None:
+    """Joining rooms one is not in is limited per user; re-joining a room one is in is not."""
+    with server_limiting(engine, "rc_joins", "local") as server:
+        owner = new_user(server)
+        rooms = iter([owner.post("createRoom", {"preset": "public_chat"}).json()["room_id"] for _ in range(6)])
+        joiner = new_user(server)
+        joined: list[str] = []
+
+        def join() -> requests.Response:
+            room = next(rooms)
+            resp = joiner.post(f"join/{quote(room)}", {})
+            if resp.status_code == 200:
+                joined.append(room)
+            return resp
+
+        check_limit(join)
+        again = joiner.post(f"join/{quote(joined[0])}", {})  # already joined: not limited
+        assert again.status_code == 200, again.text
+
+
+def test_rc_invites_per_issuer(engine: str) -> None:
+    with server_limiting(engine, "rc_invites", "per_issuer") as server:
+        alice = new_user(server)
+        room = alice.post("createRoom", {}).json()["room_id"]
+        invitees = iter([new_user(server).user_id for _ in range(4)])
+        check_limit(lambda: alice.post(f"rooms/{quote(room)}/invite", {"user_id": next(invitees)}))
+
+
+def test_rc_invites_per_user(engine: str) -> None:
+    """One user cannot be flooded with invites, whoever sends them."""
+    with server_limiting(engine, "rc_invites", "per_user") as server:
+        bob = new_user(server)
+        inviters = []
+        for _ in range(4):
+            inviter = new_user(server)
+            inviters.append((inviter, inviter.post("createRoom", {}).json()["room_id"]))
+        pending = iter(inviters)
+
+        def invite() -> requests.Response:
+            inviter, room = next(pending)
+            return inviter.post(f"rooms/{quote(room)}/invite", {"user_id": bob.user_id})
+
+        check_limit(invite)
 
 
 @pytest.mark.parametrize("key", NOT_ENFORCED)

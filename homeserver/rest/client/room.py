@@ -42,11 +42,20 @@ class JoinServlet(RestServlet):
 
     action = "join"
 
+    def __init__(self, hs: Any):
+        super().__init__(hs)
+        self.join_limiter = hs.ratelimiter("rc_joins.local")
+
     async def on_POST(self, request: HomeserverRequest, room: str) -> tuple[int, Any]:
         requester = await self.hs.auth.get_user_by_req(request)
         body = parse_json_object(request, allow_empty=True)
         reason = body_field(body, "reason", str, required=False)
         room_id = await self.hs.membership_handler.resolve_room_id(room)
+        if self.action == "join":
+            # Joining a room one is already in (a profile refresh) is not a new join.
+            current = await self.hs.stores.members.get_memberships_in_rooms(requester.user_id, [room_id])
+            if current.get(room_id) != "join":
+                self.join_limiter.check(requester.user_id)
         await self.hs.membership_handler.update_membership(requester, requester.user_id, room_id, self.action, reason)
         return 200, {"room_id": room_id}
 
@@ -59,6 +68,19 @@ class KnockServlet(JoinServlet):
 
 class MembershipServlet(RestServlet):
     """`/rooms/{roomId}/(invite|leave|kick|ban|unban|forget)`."""
+
+    def __init__(self, hs: Any):
+        super().__init__(hs)
+        # rc_invites: invites into one room, to one user, and by one user.
+        self.invite_limiters = [(hs.ratelimiter(f"rc_invites.{part}"), part)
+                                for part in ("per_room", "per_user", "per_issuer")]
+
+    def _check_invite(self, room_id: str, target: str, inviter: str) -> None:
+        keys = {"per_room": room_id, "per_user": target, "per_issuer": inviter}
+        for limiter, part in self.invite_limiters:  # all must allow it before any counts it
+            limiter.check(keys[part], update=False)
+        for limiter, part in self.invite_limiters:
+            limiter.record(keys[part])
 
     async def on_POST(self, request: HomeserverRequest, room_id: str, action: str) -> tuple[int, Any]:
         requester = await self.hs.auth.get_user_by_req(request)
@@ -74,6 +96,8 @@ class MembershipServlet(RestServlet):
             if "id_server" in body or "medium" in body:
                 raise MatrixError(400, "Third-party invites are not supported", "M_UNRECOGNIZED")
             target = body_field(body, "user_id", str)
+        if action == "invite":
+            self._check_invite(room_id, target, requester.user_id)
         await handler.update_membership(requester, target, room_id, action, reason)
         return 200, {}
 

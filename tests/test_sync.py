@@ -63,7 +63,9 @@ def test_long_poll_times_out_empty(make_user: Any) -> None:
     elapsed = time.monotonic() - start
     assert 0.6 < elapsed < 5
     assert body["rooms"]["join"] == {}
-    assert body["next_batch"] == token
+    # No room event passed (other streams, such as other users' presence on a shared
+    # deployment, may move the token along).
+    assert body["next_batch"].split("_")[0] == token.split("_")[0]
 
 
 def test_own_events_carry_transaction_id(make_user: Any) -> None:

@@ -23,3 +23,15 @@ class RunningShape:
     pids: dict[str, int] = field(default_factory=dict)
     startup_seconds: dict[str, float] = field(default_factory=dict)
     stop: Callable[[], None] = lambda: None
+
+
+def vmrss_kb(pid: int) -> int | None:
+    """A process's resident memory (VmRSS) in KiB; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None

@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from bench import loadgen  # noqa: E402
-from bench.common import RunningShape  # noqa: E402
+from bench.common import RunningShape, vmrss_kb  # noqa: E402
 
 SERVERS = ("homeserver", "synapse")
 SHAPES = ("single", "workers")
@@ -61,28 +61,20 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _vmrss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+def _tree(pid: int) -> list[int]:
+    """A process and its descendants."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        if current not in found:
+            found.append(current)
+            pending += _children(current)
+    return found
 
 
 def tree_rss_kb(pid: int) -> int:
     """VmRSS of a process plus its descendants (nginx's workers are children of its master)."""
-    total, pending, visited = 0, [pid], set()
-    while pending:
-        current = pending.pop()
-        if current in visited:
-            continue
-        visited.add(current)
-        total += _vmrss_kb(current)
-        pending += _children(current)
-    return total
+    return sum(vmrss_kb(p) or 0 for p in _tree(pid))
 
 
 # --- CPU -------------------------------------------------------------------------------------
@@ -98,16 +90,6 @@ def _cpu_ticks(pid: int) -> int:
         return int(fields[11]) + int(fields[12])
     except (OSError, IndexError, ValueError):
         return 0
-
-
-def _tree(pid: int) -> list[int]:
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        if current not in found:
-            found.append(current)
-            pending += _children(current)
-    return found
 
 
 def _pids_named(command: str) -> list[int]:

@@ -22,7 +22,7 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from bench.common import RunningShape  # noqa: E402
+from bench.common import RunningShape, vmrss_kb  # noqa: E402
 from tests.harness import (  # noqa: E402
     NGINX,
     PG_ARGS,
@@ -462,17 +462,6 @@ def start_synapse(shape: str, workdir: str, venv: str = DEFAULT_VENV, log_level:
 # --- manual use ----------------------------------------------------------------------------------
 
 
-def rss_kib(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def smoke(url: str) -> None:
     """Register, create a room, send a message and see it come back in /sync."""
     session = requests.Session()
@@ -528,10 +517,10 @@ def main() -> None:
         smoke(running.url)
         print(f"{'process':<18}{'pid':>8}{'start-up s':>12}{'RSS MiB':>10}")
         for name, pid in running.pids.items():
-            rss = rss_kib(pid)
+            rss = vmrss_kb(pid)
             print(f"{name:<18}{pid:>8}{running.startup_seconds[name]:>12.2f}"
                   f"{(rss / 1024 if rss is not None else float('nan')):>10.1f}")
-        total_rss = sum(rss_kib(pid) or 0 for name, pid in running.pids.items() if name != "nginx")
+        total_rss = sum(vmrss_kb(pid) or 0 for name, pid in running.pids.items() if name != "nginx")
         print(f"Synapse RSS total: {total_rss / 1024:.1f} MiB")
     finally:
         running.stop()

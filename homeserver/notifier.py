@@ -128,10 +128,6 @@ class Notifier:
             if not oldest.called:
                 oldest.errback(WaitSuperseded(known))
 
-    def waiting_count(self) -> int:
-        """How many long-polling requests wait in this process."""
-        return sum(len(mine) for mine in self._by_age.values())
-
     def _discard(self, waiter: defer.Deferred[None], user_id: str, rooms: list[str]) -> None:
         mine = self._by_age.get(user_id)
         if mine is not None and mine.pop(waiter, None) is not None and not mine:

@@ -61,7 +61,7 @@ class E2eKeysHandler:
         if fallback_keys:
             await self.store.set_fallback_keys(user_id, device_id, fallback_keys)
         counts = {"signed_curve25519": 0}
-        counts.update(await self.store.count_one_time_keys(user_id, device_id))
+        counts.update((await self.store.get_key_counts(user_id, device_id)).one_time)
         return {"one_time_key_counts": counts}
 
     async def _add_one_time_keys(self, user_id: str, device_id: str, keys: list[tuple[str, str, Any]], ts: int) -> None:

@@ -198,8 +198,6 @@ class EndToEndKeyStore:
 
         await self.db.run_interaction("add_one_time_keys", txn_fn)
 
-    async def count_one_time_keys(self, user_id: str, device_id: str) -> dict[str, int]:
-        return dict((await self.get_key_counts(user_id, device_id)).one_time)
 
     async def set_fallback_keys(self, user_id: str, device_id: str, keys: list[tuple[str, str, Any]]) -> None:
         """Replace the device's fallback key of each algorithm; re-uploading the current key
@@ -224,8 +222,6 @@ class EndToEndKeyStore:
 
         await self.db.run_interaction("set_fallback_keys", txn_fn)
 
-    async def get_unused_fallback_key_types(self, user_id: str, device_id: str) -> list[str]:
-        return list((await self.get_key_counts(user_id, device_id)).unused_fallback_types)
 
     async def claim_keys(self, query: list[tuple[str, str, str]]) -> dict[str, dict[str, dict[str, Any]]]:
         """For each (user, device, algorithm): take (delete) the oldest one-time key, or else
